@@ -1,0 +1,7 @@
+"""Checks of the pci layer."""
+
+from __future__ import annotations
+
+from ..checking import Check
+
+CHECKS: tuple[Check, ...] = ()

@@ -1,0 +1,199 @@
+"""Runs checks over gathered facts and assembles the immutable report.
+
+Rules (docs/design.md "Results"):
+* a check whose `after` check failed (or was itself blocked) is skipped "blocked by <root id>";
+* a check that needs a fact that could not be gathered, or that raises, is an `error` row;
+* the verdict names the lowest failing layer and its fix.
+"""
+
+from __future__ import annotations
+
+import time
+import traceback
+from dataclasses import dataclass
+from typing import Any, Callable, Iterable, Mapping, Sequence
+
+from . import __version__
+from .checking import Check, as_results, check
+from .facts.host import Host
+from .facts.registry import FactOptions, FactSet, gather
+from .model import CheckInfo, CheckOutcome, Fix, Layer, Report, Result, Status, Verdict, errored, skipped
+
+PLUGIN_GROUP = "gpudoctor.checks"
+
+
+@dataclass(frozen=True)
+class LoadedChecks:
+    checks: tuple[Check, ...]
+
+
+def builtin_checks() -> tuple[Check, ...]:
+    from .checks import BUILTIN_CHECKS
+
+    return tuple(c.with_source("builtin") for c in BUILTIN_CHECKS)
+
+
+def _plugin_error_check(name: str, message: str) -> Check:
+    @check(f"plugin.{name}", f"Plugin {name} loads", layer=Layer.PLATFORM)
+    def broken() -> Result:
+        return errored(f"plugin {name!r} failed to load: {message}")
+
+    return broken.with_source(f"plugin:{name}")
+
+
+def plugin_checks(builtin_ids: set[str], entry_points: Callable[[], Iterable[Any]] | None = None) -> tuple[Check, ...]:
+    """Checks from the `gpudoctor.checks` entry-point group. A broken plugin becomes an error row;
+    a plugin check whose id collides with a built-in one loses and becomes a skip row."""
+    if entry_points is None:
+        from importlib.metadata import entry_points as _eps
+
+        def entry_points() -> Iterable[Any]:
+            return _eps(group=PLUGIN_GROUP)
+
+    found: list[Check] = []
+    for ep in entry_points():
+        try:
+            obj = ep.load()
+            items = getattr(obj, "CHECKS", obj)
+            items = [items] if isinstance(items, Check) else list(items)
+            for item in items:
+                if not isinstance(item, Check):
+                    raise TypeError(f"{type(item).__name__} is not a gpudoctor Check")
+        except Exception as e:  # a plugin must never crash the tool
+            found.append(_plugin_error_check(ep.name, f"{type(e).__name__}: {e}"))
+            continue
+        for item in items:
+            if item.id in builtin_ids or any(c.id == item.id for c in found):
+                found.append(_collision_check(ep.name, item.id))
+            else:
+                found.append(item.with_source(f"plugin:{ep.name}"))
+    return tuple(found)
+
+
+def _collision_check(plugin: str, check_id: str) -> Check:
+    @check(f"plugin.{plugin}.{check_id}", f"Plugin {plugin} check ids are unique", layer=Layer.PLATFORM)
+    def collided() -> Result:
+        return skipped(f"plugin {plugin!r} defines check {check_id!r}, which already exists; the plugin's check is ignored")
+
+    return collided.with_source(f"plugin:{plugin}")
+
+
+def all_checks(with_plugins: bool = True) -> tuple[Check, ...]:
+    builtins = builtin_checks()
+    plugins = plugin_checks({c.id for c in builtins}) if with_plugins else ()
+    return builtins + plugins
+
+
+def select(checks: Sequence[Check], only: Sequence[str] = (), skip: Sequence[str] = ()) -> tuple[Check, ...]:
+    """Filter by id prefix (`--only docker` keeps docker.*)."""
+
+    def matches(cid: str, prefixes: Sequence[str]) -> bool:
+        return any(cid == p or cid.startswith(p.rstrip(".") + ".") for p in prefixes)
+
+    return tuple(c for c in checks if (not only or matches(c.id, only)) and not matches(c.id, skip))
+
+
+def needed_facts(checks: Sequence[Check]) -> list[str]:
+    return list(dict.fromkeys(name for c in checks for name in c.info.needs))
+
+
+def run_checks(checks: Sequence[Check], facts: FactSet) -> tuple[CheckOutcome, ...]:
+    outcomes: dict[str, CheckOutcome] = {}
+    for chk in checks:
+        outcomes[chk.id] = _run_one(chk, facts, outcomes)
+    return tuple(outcomes.values())
+
+
+def _blocker(chk: Check, outcomes: Mapping[str, CheckOutcome]) -> str | None:
+    for dep in chk.info.after:
+        prior = outcomes.get(dep)
+        if prior is None:
+            continue
+        if prior.blocked_by:
+            return prior.blocked_by
+        if prior.status.is_problem:
+            return prior.check.id
+    return None
+
+
+def _run_one(chk: Check, facts: FactSet, outcomes: Mapping[str, CheckOutcome]) -> CheckOutcome:
+    started = time.monotonic()
+    blocker = _blocker(chk, outcomes)
+    if blocker:
+        return CheckOutcome(chk.info, (skipped(f"blocked by {blocker}", blocked_by=blocker),))
+    missing = [facts.errors[n] for n in chk.info.needs if n in facts.errors]
+    if missing:
+        results: tuple[Result, ...] = tuple(
+            errored(
+                f"could not gather fact {e.name!r}: {e.message}",
+                evidence={"fact": e.name, "kind": e.kind},
+                details=tuple(e.trace.splitlines()[-3:]) if e.trace else (),
+            )
+            for e in missing
+        )
+        return CheckOutcome(chk.info, results, time.monotonic() - started)
+    try:
+        kwargs = {n: facts.values[n] for n in chk.info.needs}
+        results = as_results(chk.fn(**kwargs))
+    except Exception as e:  # a crashing check is an error row, never a traceback
+        tb = traceback.format_exc().splitlines()
+        results = (errored(f"check crashed: {type(e).__name__}: {e}", details=tuple(tb[-4:])),)
+    return CheckOutcome(chk.info, results, time.monotonic() - started)
+
+
+def verdict(outcomes: Sequence[CheckOutcome]) -> Verdict:
+    counts: dict[str, int] = {s.value: 0 for s in Status}
+    for o in outcomes:
+        counts[o.status.value] += 1
+    roots = [o for o in outcomes if o.status.is_problem and not o.blocked_by]
+    if not roots:
+        warn = counts[Status.WARN.value]
+        headline = "Ready: containers on this host can use its NVIDIA GPUs as checked"
+        if warn:
+            headline += f" ({warn} warning{'s' if warn != 1 else ''})"
+        return Verdict(True, headline, counts=counts)
+    root = min(roots, key=lambda o: o.check.layer.rank)
+    bad = next(r for r in root.results if r.status.is_problem)
+    fix: Fix | None = bad.fix
+    headline = f"Not ready: {root.check.layer.label} — {bad.summary}"
+    return Verdict(False, headline, root.check.id, root.check.layer, fix, counts)
+
+
+def build_report(outcomes: Sequence[CheckOutcome], host: Host, extra: Mapping[str, Any] | None = None) -> Report:
+    info: dict[str, Any] = {"kind": host.kind, "root": host.root, **(extra or {})}
+    try:
+        info["created"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(host.now()))
+    except Exception:
+        info["created"] = None
+    return Report(
+        outcomes=tuple(outcomes),
+        verdict=verdict(outcomes),
+        tool_version=__version__,
+        created=info.pop("created") or "",
+        host=info,
+    )
+
+
+def run(
+    host: Host,
+    checks: Sequence[Check] | None = None,
+    options: FactOptions | None = None,
+) -> tuple[Report, FactSet]:
+    """Gather what the checks need, judge, and report."""
+    checks = tuple(checks) if checks is not None else all_checks()
+    facts = gather(host, needed_facts(checks), options)
+    outcomes = run_checks(checks, facts)
+    extra = {}
+    summary = facts.values.get("host_identity")
+    if summary is not None:
+        extra = {"hostname": getattr(summary, "hostname", None), "kernel": getattr(summary, "kernel", None)}
+    return build_report(outcomes, host, extra), facts
+
+
+def not_recorded(facts: FactSet) -> list[str]:
+    """Facts a replay could not reproduce: the bundle lacked answers they need."""
+    return [e.message for e in facts.errors.values() if e.kind == "not-recorded"]
+
+
+def check_infos(checks: Sequence[Check]) -> tuple[CheckInfo, ...]:
+    return tuple(c.info for c in checks)

@@ -1,0 +1,1 @@
+"""Facts: the only code that reads the machine (through a Host; see host.py)."""

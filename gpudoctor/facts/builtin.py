@@ -1,0 +1,6 @@
+"""Imports every built-in fact module so that their @fact registrations happen.
+
+Keep this list in chain order; each layer's module registers the facts its checks name in `needs`.
+"""
+
+from . import identity, nvml  # noqa: F401

@@ -1,0 +1,29 @@
+"""Which machine this is: hostname and kernel release (for the report header)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .registry import FactContext, fact
+
+
+@dataclass(frozen=True)
+class HostIdentity:
+    hostname: str | None
+    kernel: str | None
+
+
+def _first_line(ctx: FactContext, path: str) -> str | None:
+    try:
+        return ctx.host.read_text(path).strip() or None
+    except OSError:
+        return None
+
+
+@fact("host_identity", timeout_s=5)
+def host_identity(ctx: FactContext) -> HostIdentity:
+    """Hostname and kernel release of the host (under the root)."""
+    return HostIdentity(
+        hostname=_first_line(ctx, "/proc/sys/kernel/hostname"),
+        kernel=_first_line(ctx, "/proc/sys/kernel/osrelease"),
+    )

@@ -1,0 +1,175 @@
+"""Facts: named, typed readings of the host, each computed at most once per run.
+
+A fact is a function `fn(ctx: FactContext) -> T` registered with `@fact("name")`. `gather` runs the
+requested facts concurrently, each in a daemon thread with its own deadline: a fact that hangs
+becomes a `FactError` ("timed out"), never a hung run. A fact may ask for another (`ctx.get`),
+which is computed once and shared.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from dataclasses import dataclass, field
+from typing import Any, Callable, Iterable, Mapping
+
+from .host import Host, NotRecorded
+
+
+@dataclass(frozen=True)
+class FactSpec:
+    name: str
+    fn: Callable[["FactContext"], Any]
+    timeout_s: float
+    doc: str
+
+
+@dataclass(frozen=True)
+class FactError:
+    """Why a fact has no value. `kind`: error | timeout | not-recorded | unknown."""
+
+    name: str
+    kind: str
+    message: str
+    trace: str = ""
+
+
+@dataclass(frozen=True)
+class FactOptions:
+    """Run-wide settings that facts may read (probe image, forms, ...). Extended by later layers."""
+
+    values: Mapping[str, Any] = field(default_factory=dict)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.values.get(key, default)
+
+
+_REGISTRY: dict[str, FactSpec] = {}
+
+
+def fact(name: str, timeout_s: float = 15.0) -> Callable[[Callable[["FactContext"], Any]], Callable[["FactContext"], Any]]:
+    def register(fn: Callable[["FactContext"], Any]) -> Callable[["FactContext"], Any]:
+        _REGISTRY[name] = FactSpec(name, fn, timeout_s, (fn.__doc__ or "").strip().split("\n")[0])
+        return fn
+
+    return register
+
+
+def registered_facts() -> Mapping[str, FactSpec]:
+    _load_builtin_facts()
+    return dict(_REGISTRY)
+
+
+def _load_builtin_facts() -> None:
+    # Importing the modules registers their facts; listed here so that order of import is fixed.
+    from . import builtin  # noqa: F401
+
+
+class FactMissing(Exception):
+    """Raised by ctx.get when a needed fact has no value."""
+
+    def __init__(self, error: FactError) -> None:
+        super().__init__(f"fact {error.name!r} unavailable: {error.message}")
+        self.error = error
+
+
+class _Slot:
+    def __init__(self) -> None:
+        self.done = threading.Event()
+        self.value: Any = None
+        self.error: FactError | None = None
+        self.started = False
+
+
+class FactContext:
+    """What a fact function gets: the host, the run options, and access to other facts."""
+
+    def __init__(self, host: Host, options: FactOptions, specs: Mapping[str, FactSpec]) -> None:
+        self.host = host
+        self.options = options
+        self._specs = specs
+        self._slots: dict[str, _Slot] = {}
+        self._lock = threading.Lock()
+
+    def _start(self, name: str) -> _Slot:
+        with self._lock:
+            slot = self._slots.setdefault(name, _Slot())
+            if slot.started:
+                return slot
+            slot.started = True
+        spec = self._specs.get(name)
+        if spec is None:
+            slot.error = FactError(name, "unknown", f"no fact named {name!r} is registered")
+            slot.done.set()
+            return slot
+        threading.Thread(target=self._compute, args=(spec, slot), name=f"fact:{name}", daemon=True).start()
+        return slot
+
+    def _compute(self, spec: FactSpec, slot: _Slot) -> None:
+        try:
+            slot.value = spec.fn(self)
+        except NotRecorded as e:
+            slot.error = FactError(spec.name, "not-recorded", str(e))
+        except FactMissing as e:
+            slot.error = FactError(spec.name, "error", str(e))
+        except Exception as e:  # a crashing fact becomes data, never a traceback
+            slot.error = FactError(spec.name, "error", f"{type(e).__name__}: {e}", traceback.format_exc())
+        finally:
+            slot.done.set()
+
+    def wait(self, name: str, timeout: float | None = None) -> _Slot:
+        slot = self._start(name)
+        spec = self._specs.get(name)
+        limit = timeout if timeout is not None else (spec.timeout_s if spec else 0)
+        if not slot.done.wait(limit):
+            with self._lock:
+                if not slot.done.is_set():
+                    slot.error = FactError(name, "timeout", f"timed out after {limit:g}s")
+                    slot.done.set()
+        return slot
+
+    def get(self, name: str) -> Any:
+        """The value of another fact; raises FactMissing if it has none."""
+        slot = self.wait(name)
+        if slot.error is not None:
+            raise FactMissing(slot.error)
+        return slot.value
+
+
+@dataclass(frozen=True)
+class FactSet:
+    values: Mapping[str, Any]
+    errors: Mapping[str, FactError]
+    durations: Mapping[str, float]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.values
+
+
+def gather(
+    host: Host,
+    names: Iterable[str],
+    options: FactOptions | None = None,
+    specs: Mapping[str, FactSpec] | None = None,
+) -> FactSet:
+    """Compute the named facts concurrently, each bounded by its own timeout."""
+    specs = dict(specs) if specs is not None else registered_facts()
+    ctx = FactContext(host, options or FactOptions(), specs)
+    wanted = list(dict.fromkeys(names))
+    started = time.monotonic()
+    for name in wanted:
+        ctx._start(name)
+    values: dict[str, Any] = {}
+    errors: dict[str, FactError] = {}
+    durations: dict[str, float] = {}
+    for name in wanted:
+        spec = specs.get(name)
+        remaining = (spec.timeout_s if spec else 0) - (time.monotonic() - started)
+        slot = ctx.wait(name, max(remaining, 0.001))
+        durations[name] = time.monotonic() - started
+        if slot.error is not None:
+            errors[name] = slot.error
+        else:
+            values[name] = slot.value
+    return FactSet(values, errors, durations)
