@@ -1,0 +1,1 @@
+"""Test helpers (a package so tests can import them)."""
