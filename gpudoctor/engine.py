@@ -181,7 +181,8 @@ def run(
 ) -> tuple[Report, FactSet]:
     """Gather what the checks need, judge, and report."""
     checks = tuple(checks) if checks is not None else all_checks()
-    facts = gather(host, needed_facts(checks), options)
+    # host_identity is always gathered: the report header names the machine.
+    facts = gather(host, ["host_identity", *needed_facts(checks)], options)
     outcomes = run_checks(checks, facts)
     extra = {}
     summary = facts.values.get("host_identity")
