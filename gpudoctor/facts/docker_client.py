@@ -1,0 +1,282 @@
+"""One Docker SDK client per run, and the mapping of SDK failures to short error kinds.
+
+Where the daemon is (docs/docker-gpu-internals.md §5.5): `DOCKER_HOST` (+ `DOCKER_TLS_VERIFY`,
+`DOCKER_CERT_PATH`) wins; otherwise the docker CLI's context — `DOCKER_CONTEXT`, then
+`currentContext` in `$DOCKER_CONFIG/config.json` (default `~/.docker/config.json`) — and finally
+`unix:///var/run/docker.sock`. docker-py ≤ 7.1 ignores contexts in `from_env()`, so we resolve them
+ourselves with `docker.context.ContextAPI`.
+
+Everything here touches the machine, so facts call it only inside `ctx.host.call(..., produce)`:
+a failure is raised as `HostCallError(kind, message)` and so recorded/replayed like any answer.
+The `docker` package is imported inside functions (cli.py must stay light).
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import os
+import socket
+import threading
+from dataclasses import asdict, dataclass
+from typing import Any
+from urllib.parse import urlparse
+
+from .host import HostCallError
+
+DEFAULT_SOCKET = "/var/run/docker.sock"
+DEFAULT_HOST = f"unix://{DEFAULT_SOCKET}"
+
+# Error kinds (HostCallError.kind) a Docker call can end in.
+KINDS = (
+    "no-socket",  # unix socket path does not exist: daemon not installed or not running
+    "permission-denied",  # socket exists, this user may not connect (not in the docker group)
+    "connection-refused",  # nothing listens (stale socket file, tcp port closed)
+    "timeout",  # the daemon accepted but did not answer in time
+    "remote-unreachable",  # tcp/ssh host cannot be reached (DNS, routing, refused on a remote host)
+    "tls",  # certificates missing/invalid, or TLS spoken to a plain port
+    "context",  # the selected docker context does not exist / is broken
+    "bad-host",  # DOCKER_HOST / context endpoint cannot be parsed
+    "ssh-unsupported",  # ssh:// endpoint but neither paramiko nor an ssh client is available
+    "api-error",  # the daemon answered with an HTTP error
+    "unknown",
+)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where this run talks to the daemon, and why there."""
+
+    host: str  # as docker-py takes it: unix:///…, tcp://h:p, ssh://u@h, npipe://…
+    source: str  # "DOCKER_HOST" | "DOCKER_CONTEXT" | "currentContext" | "default"
+    context: str | None
+    tls_verify: bool
+    cert_path: str | None
+
+    @property
+    def scheme(self) -> str:
+        return urlparse(self.host).scheme or "unix"
+
+    @property
+    def socket_path(self) -> str | None:
+        if self.scheme not in ("unix", "http+unix"):
+            return None
+        parsed = urlparse(self.host)
+        return (parsed.netloc + parsed.path) or DEFAULT_SOCKET
+
+    @property
+    def hostname(self) -> str | None:
+        return urlparse(self.host).hostname if self.scheme in ("tcp", "http", "https", "ssh") else None
+
+    @property
+    def is_local(self) -> bool:
+        if self.scheme in ("unix", "http+unix", "npipe"):
+            return True
+        return (self.hostname or "") in ("localhost", "127.0.0.1", "::1")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "scheme": self.scheme, "socket_path": self.socket_path, "is_local": self.is_local}
+
+
+def _docker_config_dir() -> str:
+    return os.environ.get("DOCKER_CONFIG") or os.path.join(os.path.expanduser("~"), ".docker")
+
+
+def _current_context_name() -> tuple[str, str]:
+    name = os.environ.get("DOCKER_CONTEXT")
+    if name:
+        return name, "DOCKER_CONTEXT"
+    try:
+        with open(os.path.join(_docker_config_dir(), "config.json"), encoding="utf-8") as f:
+            data = json.load(f)
+        name = data.get("currentContext") if isinstance(data, dict) else None
+    except (OSError, ValueError):
+        name = None
+    return (name, "currentContext") if name else ("default", "default")
+
+
+def resolve_endpoint() -> Endpoint:
+    """DOCKER_HOST, else the CLI's current context, else the default socket. Raises HostCallError("context")."""
+    env_host = os.environ.get("DOCKER_HOST")
+    tls_verify = os.environ.get("DOCKER_TLS_VERIFY", "") not in ("", "0")
+    cert_path = os.environ.get("DOCKER_CERT_PATH") or None
+    if env_host:
+        return Endpoint(env_host, "DOCKER_HOST", None, tls_verify, cert_path)
+    name, source = _current_context_name()
+    if name == "default":
+        return Endpoint(DEFAULT_HOST, source, "default" if source != "default" else None, tls_verify, cert_path)
+    from docker.context import ContextAPI
+
+    try:
+        ctx = ContextAPI.get_context(name)
+    except Exception as e:  # a broken meta.json raises odd things; it is still "the context is broken"
+        raise HostCallError("context", f"docker context {name!r} cannot be loaded: {e}", {"context": name}) from None
+    if ctx is None or not ctx.Host:
+        raise HostCallError(
+            "context",
+            f"docker context {name!r} (from {source}) does not exist or has no docker endpoint",
+            {"context": name},
+        )
+    tls = ctx.TLSConfig
+    return Endpoint(ctx.Host, source, name, bool(tls and getattr(tls, "verify", False)), None)
+
+
+_CACHE: dict[tuple[Any, ...], Any] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def reset_client_cache() -> None:
+    """Forget cached clients (tests; a long-lived process that changes DOCKER_HOST)."""
+    with _CACHE_LOCK:
+        clients = list(_CACHE.values())
+        _CACHE.clear()
+    for c in clients:
+        try:
+            c.close()
+        except Exception:
+            pass
+
+
+def open_client(timeout_s: float = 10.0) -> Any:
+    """A cached `docker.DockerClient` for this run's endpoint (see module doc).
+
+    Raises HostCallError with a kind from KINDS; never a raw SDK exception.
+    """
+    endpoint = resolve_endpoint()
+    key = (endpoint, timeout_s)
+    with _CACHE_LOCK:
+        cached = _CACHE.get(key)
+    if cached is not None:
+        return cached
+    try:
+        client = _build_client(endpoint, timeout_s)
+    except HostCallError:
+        raise
+    except Exception as e:
+        raise to_host_call_error(e, endpoint) from None
+    with _CACHE_LOCK:
+        _CACHE.setdefault(key, client)
+        return _CACHE[key]
+
+
+def _build_client(endpoint: Endpoint, timeout_s: float) -> Any:
+    import docker
+    from docker.context import ContextAPI
+
+    kwargs: dict[str, Any] = {"base_url": endpoint.host, "version": "auto", "timeout": timeout_s}
+    if endpoint.source == "DOCKER_HOST":
+        # from_env's own TLS handling (DOCKER_TLS_VERIFY / DOCKER_CERT_PATH), without its version probe quirks.
+        from docker.utils import kwargs_from_env
+
+        env_kwargs = kwargs_from_env()
+        if "tls" in env_kwargs:
+            kwargs["tls"] = env_kwargs["tls"]
+    elif endpoint.context:
+        ctx = ContextAPI.get_context(endpoint.context)
+        if ctx is not None and ctx.TLSConfig:
+            kwargs["tls"] = ctx.TLSConfig
+    if endpoint.scheme == "ssh":
+        # docker-py's ssh transport needs paramiko even with use_ssh_client (docker/transport/__init__.py).
+        try:
+            import paramiko  # noqa: F401
+        except ImportError:
+            raise HostCallError(
+                "ssh-unsupported", f"{endpoint.host}: the Docker SDK needs paramiko for ssh:// (pip install 'docker[ssh]')"
+            ) from None
+    return docker.DockerClient(**kwargs)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception, its causes/contexts, and exceptions nested in args (requests/urllib3 wrap them so)."""
+    seen: list[BaseException] = []
+    todo: list[Any] = [exc]
+    while todo:
+        e = todo.pop()
+        if not isinstance(e, BaseException) or any(e is s for s in seen) or len(seen) > 50:
+            continue
+        seen.append(e)
+        todo.extend([e.__cause__, e.__context__])
+        todo.extend(a for a in getattr(e, "args", ()) if isinstance(a, BaseException))
+        reason = getattr(e, "reason", None)
+        if isinstance(reason, BaseException):
+            todo.append(reason)
+    return seen
+
+
+def classify(exc: BaseException, endpoint: Endpoint | None = None) -> str:
+    """The error kind (see KINDS) of an SDK / requests / OS exception."""
+    chain = _chain(exc)
+    text = " ".join(f"{type(e).__name__}: {e}" for e in chain)
+    names = {type(e).__name__ for e in chain}
+    errnos = {getattr(e, "errno", None) for e in chain}
+    remote = endpoint is not None and not endpoint.is_local
+
+    if names & {"APIError", "NotFound", "ImageNotFound"} and not names & {"ConnectionError"}:
+        return "api-error"
+    if names & {"TLSParameterError", "SSLError", "SSLCertVerificationError"} or "CERTIFICATE_VERIFY_FAILED" in text:
+        return "tls"
+    if names & {"ContextNotFound", "ContextException", "MissingContextParameter"}:
+        return "context"
+    if "Install paramiko" in text:
+        return "ssh-unsupported"
+    if "Invalid bind address" in text or "invalid protocol" in text.lower() or "Invalid port" in text:
+        return "bad-host"
+    if errno.EACCES in errnos or "PermissionError" in names or "Permission denied" in text:
+        return "permission-denied"
+    if errno.ENOENT in errnos or "FileNotFoundError" in names:
+        return "no-socket"
+    timed_out = (
+        names & {"ReadTimeout", "ConnectTimeout", "TimeoutError", "timeout", "ReadTimeoutError", "ConnectTimeoutError"}
+        or "timed out" in text
+    )
+    unreachable = (
+        names & {"gaierror", "NameResolutionError"}
+        or errnos & {errno.ENETUNREACH, errno.EHOSTUNREACH}
+        or "Name or service not known" in text
+        or "Failed to resolve" in text
+        or "No route to host" in text
+    )
+    if unreachable:
+        return "remote-unreachable"
+    if timed_out:
+        return "remote-unreachable" if remote and "ConnectTimeout" in text else "timeout"
+    if errno.ECONNREFUSED in errnos or "ConnectionRefusedError" in names or "Connection refused" in text:
+        return "remote-unreachable" if remote else "connection-refused"
+    return "unknown"
+
+
+def to_host_call_error(exc: BaseException, endpoint: Endpoint | None = None) -> HostCallError:
+    """Map an SDK exception to HostCallError(kind, message, data) — the form facts record."""
+    if isinstance(exc, HostCallError):
+        return exc
+    kind = classify(exc, endpoint)
+    data: dict[str, Any] = {"exception": type(exc).__name__}
+    if endpoint is not None:
+        data["endpoint"] = endpoint.host
+    status = getattr(exc, "status_code", None)
+    if status is not None:
+        data["status_code"] = status
+    explanation = getattr(exc, "explanation", None)
+    message = str(explanation) if explanation else str(exc)
+    return HostCallError(kind, message, data)
+
+
+def socket_peer_pid(path: str, timeout_s: float = 2.0) -> int | None:
+    """The pid of the process that created a listening unix socket (SO_PEERCRED), or None.
+
+    With systemd socket activation (`-H fd://`) the listener is pid 1, not dockerd; callers
+    check what the pid is.
+    """
+    import struct
+
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout_s)
+    try:
+        s.connect(path)
+        creds = s.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
+        pid, _uid, _gid = struct.unpack("3i", creds)
+        return pid or None
+    except OSError:
+        return None
+    finally:
+        s.close()
