@@ -3,4 +3,4 @@
 Keep this list in chain order; each layer's module registers the facts its checks name in `needs`.
 """
 
-from . import identity, nvml  # noqa: F401
+from . import identity, nvml, platform, pci, kernel, devices  # noqa: F401
