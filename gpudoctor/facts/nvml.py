@@ -106,7 +106,7 @@ def parse_snapshot(raw: Mapping[str, Any]) -> NvmlFacts:
         errors = {}
         if "error" in d:
             errors["handle"] = _error(d)
-        for key in ("uuid", "name", "pci_bus_id", "minor", "memory", "persistence_mode", "compute_mode", "mig_mode"):
+        for key in ("uuid", "name", "pci_bus_id", "minor", "memory", "persistence_mode", "compute_mode", "mig_mode", "mig_devices"):
             err = _error(d.get(key))
             if err:
                 errors[key] = err
