@@ -1,0 +1,300 @@
+"""The Docker daemon as this run sees it: reachable or why not, version, info, runtimes, CDI fields.
+
+Every Docker API answer goes through `ctx.host.call("docker.*", …)` as plain JSON, so a support
+bundle holds the daemon's exact `/version` and `/info` and a replay reproduces this fact.
+What each field means and since which engine/API it exists: docs/docker-gpu-internals.md §2.3, §4.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .docker_client import Endpoint, open_client, resolve_endpoint, to_host_call_error
+from .host import HostCallError
+from .registry import FactContext, fact
+
+DOCKER_TIMEOUT_S = 10.0
+
+# Where other daemons' sockets usually are: a hint when the configured one is missing.
+KNOWN_SOCKETS = (
+    "/var/run/docker.sock",
+    "/run/docker.sock",
+    "/var/snap/docker/common/run/docker.sock",  # older snap
+    "/run/podman/podman.sock",
+)
+DOCKERD_CANDIDATES = ("/usr/bin/dockerd", "/usr/sbin/dockerd", "/usr/local/bin/dockerd", "/snap/bin/docker")
+
+
+@dataclass(frozen=True)
+class DockerRuntime:
+    name: str
+    path: str | None
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DockerFacts:
+    """What the Docker daemon reports (or why it could not be asked)."""
+
+    endpoint: str
+    endpoint_source: str  # DOCKER_HOST | DOCKER_CONTEXT | currentContext | default
+    context: str | None
+    is_local: bool
+    socket_path: str | None
+    reachable: bool
+    error_kind: str | None = None  # a docker_client.KINDS word when not reachable
+    error: str | None = None
+    socket_exists: bool | None = None
+    socket_gid: int | None = None
+    socket_group: str | None = None
+    socket_mode: int | None = None
+    user_uid: int | None = None
+    user_groups: tuple[int, ...] = ()
+    dockerd_installed: tuple[str, ...] = ()  # dockerd binaries found on this machine
+    other_sockets: tuple[str, ...] = ()  # daemon sockets that exist besides the one we used
+    server_version: str | None = None
+    api_version: str | None = None
+    min_api_version: str | None = None
+    platform_name: str | None = None
+    components: tuple[str, ...] = ()
+    operating_system: str | None = None
+    name: str | None = None
+    docker_root_dir: str | None = None
+    runtimes: tuple[DockerRuntime, ...] = ()
+    default_runtime: str | None = None
+    cgroup_driver: str | None = None
+    cgroup_version: str | None = None
+    security_options: tuple[str, ...] = ()
+    cdi_spec_dirs: tuple[str, ...] | None = None  # None: the daemon does not report it (< 25.0)
+    discovered_devices: tuple[str, ...] | None = None  # None: not reported (< 28.2 / API < 1.50, or empty)
+    warnings: tuple[str, ...] = ()
+    info_error: str | None = None  # /version answered but /info did not
+    extra: Mapping[str, Any] = field(default_factory=dict)
+
+    # -- derived ------------------------------------------------------------------------------
+    def runtime(self, name: str) -> DockerRuntime | None:
+        return next((r for r in self.runtimes if r.name == name), None)
+
+    @property
+    def runtime_names(self) -> tuple[str, ...]:
+        return tuple(r.name for r in self.runtimes)
+
+    @property
+    def version_tuple(self) -> tuple[int, ...] | None:
+        return version_tuple(self.server_version)
+
+    @property
+    def api_tuple(self) -> tuple[int, ...] | None:
+        return version_tuple(self.api_version)
+
+    def security(self, name: str) -> bool:
+        return any(o == f"name={name}" or o.startswith(f"name={name},") for o in self.security_options)
+
+    @property
+    def rootless(self) -> bool:
+        return self.security("rootless")
+
+    @property
+    def is_podman(self) -> bool:
+        text = " ".join([self.platform_name or "", *self.components])
+        return "podman" in text.lower()
+
+    @property
+    def is_desktop(self) -> bool:
+        # Docker Desktop for Linux: docs/failure-modes.md #38.
+        return (
+            (self.operating_system or "").startswith("Docker Desktop")
+            or self.name == "docker-desktop"
+            or (self.platform_name or "").startswith("Docker Desktop")
+            or "/.docker/desktop/" in (self.socket_path or "")
+        )
+
+    @property
+    def is_snap(self) -> bool:
+        # Snap Docker keeps its data under /var/snap/docker (docs/failure-modes.md #40).
+        return (self.docker_root_dir or "").startswith("/var/snap/docker") or "/snap/docker" in (self.socket_path or "")
+
+    @property
+    def is_remote(self) -> bool:
+        return not self.is_local
+
+    @property
+    def cdi_enabled(self) -> bool | None:
+        """True/False where the daemon says (CDISpecDirs non-empty); None where it cannot say (< 25)."""
+        if self.cdi_spec_dirs is None:
+            return None
+        return bool(self.cdi_spec_dirs)
+
+
+def version_tuple(text: str | None) -> tuple[int, ...] | None:
+    """"20.10.24+dfsg1" → (20, 10, 24); "1.41" → (1, 41); junk → None."""
+    if not text:
+        return None
+    m = re.match(r"\s*v?(\d+(?:\.\d+)*)", text)
+    return tuple(int(x) for x in m.group(1).split(".")) if m else None
+
+
+def _str_tuple(value: Any) -> tuple[str, ...]:
+    if isinstance(value, list):
+        return tuple(str(v) for v in value if v is not None)
+    return ()
+
+
+def parse_runtimes(raw: Any) -> tuple[DockerRuntime, ...]:
+    if not isinstance(raw, Mapping):
+        return ()
+    out = []
+    for name in sorted(raw):
+        spec = raw[name] if isinstance(raw[name], Mapping) else {}
+        path = spec.get("path")
+        args = spec.get("runtimeArgs") or spec.get("args") or []
+        out.append(DockerRuntime(str(name), str(path) if path else None, _str_tuple(args)))
+    return tuple(out)
+
+
+def parse_version_info(
+    base: Mapping[str, Any], version: Mapping[str, Any] | None, info: Mapping[str, Any] | None
+) -> dict[str, Any]:
+    """Fields of DockerFacts from `/version` and `/info` JSON (as captured by `docker version/info`)."""
+    out: dict[str, Any] = dict(base)
+    if version:
+        # `docker version --format '{{json .}}'` nests under "Server"; the API answer is flat.
+        server = version.get("Server") if isinstance(version.get("Server"), Mapping) else version
+        platform = server.get("Platform") if isinstance(server.get("Platform"), Mapping) else {}
+        out.update(
+            server_version=server.get("Version"),
+            api_version=server.get("ApiVersion"),
+            min_api_version=server.get("MinAPIVersion"),
+            platform_name=platform.get("Name") or None,
+            components=tuple(
+                str(c.get("Name")) for c in server.get("Components") or [] if isinstance(c, Mapping) and c.get("Name")
+            ),
+        )
+    if info:
+        discovered = info.get("DiscoveredDevices")
+        out.update(
+            server_version=out.get("server_version") or info.get("ServerVersion"),
+            operating_system=info.get("OperatingSystem"),
+            name=info.get("Name"),
+            docker_root_dir=info.get("DockerRootDir"),
+            runtimes=parse_runtimes(info.get("Runtimes")),
+            default_runtime=info.get("DefaultRuntime"),
+            cgroup_driver=info.get("CgroupDriver"),
+            cgroup_version=str(info["CgroupVersion"]) if info.get("CgroupVersion") else None,
+            security_options=_str_tuple(info.get("SecurityOptions")),
+            # CDISpecDirs: API 1.44 / 25.0, always an array there; absent before (internals §2.3).
+            cdi_spec_dirs=_str_tuple(info["CDISpecDirs"]) if isinstance(info.get("CDISpecDirs"), list) else None,
+            discovered_devices=tuple(
+                str(d.get("ID")) for d in discovered if isinstance(d, Mapping) and d.get("ID")
+            )
+            if isinstance(discovered, list)
+            else None,
+            warnings=_str_tuple(info.get("Warnings")),
+        )
+    return out
+
+
+def _endpoint(ctx: FactContext) -> Endpoint:
+    raw = ctx.host.call("docker.endpoint", [], lambda: resolve_endpoint().to_dict())
+    return Endpoint(raw["host"], raw["source"], raw.get("context"), bool(raw.get("tls_verify")), raw.get("cert_path"))
+
+
+def _api(op: str, timeout_s: float) -> Any:
+    """Produce function body: one SDK call, JSON out, HostCallError for any failure."""
+    client = open_client(timeout_s)
+    try:
+        if op == "version":
+            return json.loads(json.dumps(client.version()))
+        if op == "info":
+            return json.loads(json.dumps(client.info()))
+    except HostCallError:
+        raise
+    except Exception as e:
+        raise to_host_call_error(e) from None
+    raise ValueError(op)
+
+
+def _identity() -> dict[str, Any]:
+    return {"uid": os.getuid(), "gid": os.getgid(), "groups": sorted(set(os.getgroups()))}
+
+
+def _group_name(ctx: FactContext, gid: int) -> str | None:
+    try:
+        text = ctx.host.read_text("/etc/group")
+    except OSError:
+        return None
+    for line in text.splitlines():
+        parts = line.split(":")
+        if len(parts) >= 3 and parts[2] == str(gid):
+            return parts[0]
+    return None
+
+
+def _unreachable_details(ctx: FactContext, ep: Endpoint) -> dict[str, Any]:
+    """What helps tell the causes apart: the socket itself, who we are, what else is installed."""
+    out: dict[str, Any] = {}
+    if ep.socket_path:
+        try:
+            st = ctx.host.stat(ep.socket_path)
+            out.update(socket_exists=True, socket_gid=st.gid, socket_mode=st.mode)
+            out["socket_group"] = _group_name(ctx, st.gid)
+        except OSError:
+            out["socket_exists"] = False
+    ident = ctx.host.call("process.identity", [], _identity)
+    out.update(user_uid=ident.get("uid"), user_groups=tuple(ident.get("groups") or ()))
+    installed = []
+    found = ctx.host.which("dockerd")
+    if found:
+        installed.append(found)
+    for cand in DOCKERD_CANDIDATES:
+        if cand not in installed and ctx.host.exists(cand):
+            installed.append(cand)
+    out["dockerd_installed"] = tuple(installed)
+    others = []
+    candidates = list(KNOWN_SOCKETS)
+    uid = out.get("user_uid")
+    if uid is not None:
+        candidates.append(f"/run/user/{uid}/docker.sock")  # rootless default
+    home = ctx.host.getenv("HOME")
+    if home:
+        candidates.append(f"{home}/.docker/desktop/docker.sock")  # Docker Desktop for Linux
+    for cand in candidates:
+        if cand != ep.socket_path and ctx.host.exists(cand):
+            others.append(cand)
+    out["other_sockets"] = tuple(others)
+    return out
+
+
+@fact("docker", timeout_s=DOCKER_TIMEOUT_S * 2 + 5)
+def docker_fact(ctx: FactContext) -> DockerFacts:
+    """Docker daemon: endpoint, reachability, version, runtimes, cgroups, security options, CDI fields."""
+    timeout_s = float(ctx.options.get("docker_timeout_s", DOCKER_TIMEOUT_S))
+    try:
+        ep = _endpoint(ctx)
+    except HostCallError as e:
+        return DockerFacts(
+            endpoint="?", endpoint_source="context", context=None, is_local=True, socket_path=None,
+            reachable=False, error_kind=e.kind, error=e.message,
+        )
+    base = {
+        "endpoint": ep.host,
+        "endpoint_source": ep.source,
+        "context": ep.context,
+        "is_local": ep.is_local,
+        "socket_path": ep.socket_path,
+    }
+    try:
+        version = ctx.host.call("docker.version", [ep.host], lambda: _api("version", timeout_s))
+    except HostCallError as e:
+        return DockerFacts(reachable=False, error_kind=e.kind, error=e.message, **base, **_unreachable_details(ctx, ep))
+    info_error = None
+    try:
+        info = ctx.host.call("docker.info", [ep.host], lambda: _api("info", timeout_s))
+    except HostCallError as e:
+        info, info_error = None, f"{e.kind}: {e.message}"
+    fields = parse_version_info(base, version, info)
+    return DockerFacts(reachable=True, info_error=info_error, **fields)

@@ -1,0 +1,191 @@
+"""The NVIDIA Container Toolkit on this host: its binaries and versions, and config.toml parsed.
+
+Binaries (docs/failure-modes.md #17, #19, #22): `nvidia-ctk`, `nvidia-container-runtime`,
+`nvidia-container-runtime-hook`, `nvidia-container-cli` (libnvidia-container), `nvidia-cdi-hook`
+(toolkit ≥ 1.16). Config (#23, #28, #30, #42): `/etc/nvidia-container-runtime/config.toml`, or the
+file named by `NVIDIA_CTK_CONFIG_FILE_PATH` (toolkit ≥ 1.18).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Any, Mapping
+
+from .registry import FactContext, fact
+
+BINARIES = (
+    "nvidia-ctk",
+    "nvidia-container-runtime",
+    "nvidia-container-runtime-hook",
+    "nvidia-container-cli",
+    "nvidia-cdi-hook",
+)
+# Searched besides the caller's PATH: package locations and the GPU Operator's toolkit dir.
+EXTRA_DIRS = ("/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin", "/usr/local/nvidia/toolkit")
+CONFIG_PATH = "/etc/nvidia-container-runtime/config.toml"
+VERSION_ARGS = {"nvidia-container-cli": ["--version"]}
+
+_VERSION_RE = re.compile(r"version[:\s]+v?(\d+\.\d+\.\d+(?:[-~+.][0-9A-Za-z.~+-]*)?)", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class ToolkitBinary:
+    name: str
+    path: str | None
+    version: str | None = None
+    output: str = ""  # first lines of `--version`, for evidence
+    error: str | None = None
+
+    @property
+    def present(self) -> bool:
+        return self.path is not None
+
+
+@dataclass(frozen=True)
+class DevCharLink:
+    node: str  # /dev/nvidia0
+    major: int
+    minor: int
+    present: bool  # /dev/char/<major>:<minor> exists
+
+
+@dataclass(frozen=True)
+class ToolkitFacts:
+    binaries: tuple[ToolkitBinary, ...]
+    config_path: str
+    config_exists: bool = False
+    config_error: str | None = None
+    config: Mapping[str, Any] = field(default_factory=dict)
+    dev_char: tuple[DevCharLink, ...] = ()
+    ldconfig_exists: bool | None = None  # the host path behind `ldconfig = "@…"`
+
+    def binary(self, name: str) -> ToolkitBinary:
+        return next(b for b in self.binaries if b.name == name)
+
+    def has(self, name: str) -> bool:
+        return any(b.name == name and b.present for b in self.binaries)
+
+    @property
+    def installed(self) -> bool:
+        return any(b.present for b in self.binaries)
+
+    @property
+    def versions(self) -> dict[str, str]:
+        return {b.name: b.version for b in self.binaries if b.present and b.version}
+
+    # -- config.toml, with the toolkit's defaults where a key is absent ------------------------
+    def _section(self, name: str) -> Mapping[str, Any]:
+        value = self.config.get(name)
+        return value if isinstance(value, Mapping) else {}
+
+    @property
+    def mode(self) -> str:
+        value = self._section("nvidia-container-runtime").get("mode", "auto")
+        return str(value)
+
+    @property
+    def no_cgroups(self) -> bool:
+        return self._section("nvidia-container-cli").get("no-cgroups") is True
+
+    @property
+    def ldconfig(self) -> str | None:
+        value = self._section("nvidia-container-cli").get("ldconfig")
+        return value if isinstance(value, str) else None
+
+    @property
+    def supported_driver_capabilities(self) -> tuple[str, ...] | None:
+        value = self.config.get("supported-driver-capabilities")
+        if not isinstance(value, str):
+            return None
+        return tuple(c.strip() for c in value.split(",") if c.strip())
+
+    @property
+    def cdi_spec_dirs(self) -> tuple[str, ...]:
+        modes = self._section("nvidia-container-runtime").get("modes")
+        cdi = modes.get("cdi") if isinstance(modes, Mapping) else None
+        dirs = cdi.get("spec-dirs") if isinstance(cdi, Mapping) else None
+        return tuple(str(d) for d in dirs) if isinstance(dirs, list) else ("/etc/cdi", "/var/run/cdi")
+
+
+def parse_version(output: str) -> str | None:
+    """The first "version X.Y.Z" in `--version` output (covers `cli-version: 1.17.8` too)."""
+    m = _VERSION_RE.search(output)
+    return m.group(1) if m else None
+
+
+def parse_config_toml(text: str) -> tuple[dict[str, Any], str | None]:
+    try:
+        import tomllib  # type: ignore[import-not-found]
+    except ImportError:  # Python 3.10
+        import tomli as tomllib  # type: ignore[no-redef]
+    try:
+        return tomllib.loads(text), None
+    except tomllib.TOMLDecodeError as e:
+        return {}, f"invalid TOML: {e}"
+
+
+def _search_path(ctx: FactContext) -> str:
+    dirs = [d for d in (ctx.host.getenv("PATH") or "").split(":") if d]
+    dirs += [d for d in EXTRA_DIRS if d not in dirs]
+    return ":".join(dirs)
+
+
+def _binary(ctx: FactContext, name: str, search: str) -> ToolkitBinary:
+    path = ctx.host.which(name, path=search)
+    if path is None:
+        return ToolkitBinary(name, None)
+    res = ctx.host.run([path, *VERSION_ARGS.get(name, ["--version"])], timeout=10)
+    text = (res.stdout + "\n" + res.stderr).strip()
+    version = parse_version(text)
+    error = None
+    if res.failure:
+        error = f"{res.failure}: {res.stderr.strip()[:200]}"
+    elif version is None:
+        error = f"no version in `{name} --version` output (exit {res.rc})"
+    return ToolkitBinary(name, path, version, "\n".join(text.splitlines()[:4]), error)
+
+
+def _dev_char(ctx: FactContext) -> tuple[DevCharLink, ...]:
+    """Which /dev/nvidia* character devices lack their /dev/char/<maj>:<min> link (runc + systemd need it)."""
+    try:
+        names = ctx.host.list_dir("/dev")
+    except OSError:
+        return ()
+    links = []
+    for name in names:
+        if not name.startswith("nvidia"):
+            continue
+        try:
+            st = ctx.host.stat(f"/dev/{name}")
+        except OSError:
+            continue
+        if st.kind != "char":
+            continue
+        links.append(
+            DevCharLink(f"/dev/{name}", st.rdev_major, st.rdev_minor, ctx.host.exists(f"/dev/char/{st.rdev_major}:{st.rdev_minor}"))
+        )
+    return tuple(links)
+
+
+@fact("toolkit", timeout_s=30)
+def toolkit_fact(ctx: FactContext) -> ToolkitFacts:
+    """NVIDIA Container Toolkit binaries, their versions, config.toml, /dev/char links."""
+    search = _search_path(ctx)
+    binaries = tuple(_binary(ctx, name, search) for name in BINARIES)
+    path = ctx.host.getenv("NVIDIA_CTK_CONFIG_FILE_PATH") or CONFIG_PATH
+    config: dict[str, Any] = {}
+    error = None
+    exists = True
+    try:
+        config, error = parse_config_toml(ctx.host.read_text(path))
+    except OSError as e:
+        exists = e.errno != 2
+        error = None if not exists else f"{path}: {e.strerror or e}"
+    facts = ToolkitFacts(binaries, path, exists, error, config, _dev_char(ctx))
+    ldconfig = facts.ldconfig
+    if ldconfig:
+        # "@/sbin/ldconfig.real": the @ marks a host path (toolkit ≥ 1.17.3; failure-modes #23).
+        target = ldconfig[1:] if ldconfig.startswith("@") else ldconfig
+        facts = ToolkitFacts(binaries, path, exists, error, config, facts.dev_char, ctx.host.exists(target))
+    return facts
