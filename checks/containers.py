@@ -1,7 +1,317 @@
-"""Checks of the containers layer."""
+"""Checks of the probe-container layer: what containers really see, per GPU request form.
+
+Each check judges the probes of its forms (gpudoctor/probes/forms.py) with probes/compare.py.
+They come after the layers that would make every probe fail for the same reason (no toolkit,
+no daemon, no NVML): one broken layer gives one red line.
+"""
 
 from __future__ import annotations
 
-from ..checking import Check
+from typing import Iterable
 
-CHECKS: tuple[Check, ...] = ()
+from ..checking import Check, check
+from ..facts.probes import ProbeFacts
+from ..model import Fix, Layer, Result, errored, failed, passed, skipped, warned
+from ..probes.compare import DEGRADED, FAILS, MISMATCH, NOT_RUN, WORKS, Judgement, judge
+from ..probes.forms import FORMS, ProbeSpec
+
+HOST_LAYERS = ("nvml.init", "toolkit.installed", "docker.reachable")
+RUNTIME_LAYERS = (*HOST_LAYERS, "docker.runtime.nvidia")
+DOCS = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/docker-specialized.html"
+
+
+def _not_probed(probes: ProbeFacts, check_id: str) -> Result | None:
+    """The skip row when this check has nothing to judge, else None."""
+    if not probes.enabled:
+        return skipped(f"no probe ran: {probes.reason}")
+    if probes.specs_for(check_id):
+        return None
+    forms = [f for f in FORMS if f.check_id == check_id]
+    reasons = [f"{f.title}: {probes.not_applicable[f.id]}" for f in forms if f.id in probes.not_applicable]
+    if reasons:
+        return skipped("not applicable here — " + "; ".join(reasons))
+    ids = ",".join(f.id for f in forms)
+    return skipped(f"not probed in this run (add --forms {ids} or --all-forms)")
+
+
+def _fix_for(j: Judgement, spec: ProbeSpec) -> Fix:
+    if j.cause is not None:
+        return j.cause.fix
+    if j.verdict == DEGRADED:
+        return Fix(
+            "Ask for the capabilities the workload needs (utility for nvidia-smi/NVML, compute for CUDA).",
+            (f"docker run --rm --gpus 'all,\"capabilities=compute,utility\"' IMAGE nvidia-smi -L",),
+            "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/docker-specialized.html#driver-capabilities",
+        )
+    return Fix(
+        "The container saw other GPUs than requested: compare the request with `nvidia-smi -L` on the host "
+        "and regenerate the toolkit's view of the GPUs.",
+        ("nvidia-smi -L", "sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml"),
+        DOCS,
+    )
+
+
+def _result(j: Judgement, spec: ProbeSpec, probes: ProbeFacts) -> Result:
+    evidence = {
+        "form": spec.form_id, "request": spec.title, "cli": spec.cli, "sdk": spec.sdk, "compose": spec.compose,
+        "expected": j.expected, "seen": j.seen, "verdict": j.verdict,
+        "seen_indices": list(j.seen_indices), "cause": j.cause.id if j.cause else None,
+        "timings": dict(probes.outcomes.get(spec.key, {}).get("timings") or {}),
+    }
+    subject = spec.title
+    if j.verdict == WORKS:
+        return passed(j.summary, subject=subject, evidence=evidence, details=j.details)
+    if j.verdict == NOT_RUN:
+        return errored(j.summary, subject=subject, evidence=evidence, details=j.details)
+    if j.verdict == DEGRADED:
+        return warned(j.summary, subject=subject, evidence=evidence, details=j.details, fix=_fix_for(j, spec))
+    details = j.details
+    if j.cause and j.cause.layer_check:
+        details = (f"root cause check: {j.cause.layer_check}", *details)
+    summary = j.summary if j.verdict == MISMATCH else f"{j.summary} — {j.cause.summary if j.cause else ''}".rstrip(" —")
+    return failed(summary, _fix_for(j, spec), subject=subject, evidence=evidence, details=details)
+
+
+def judge_check(probes: ProbeFacts, check_id: str) -> Iterable[Result]:
+    skip = _not_probed(probes, check_id)
+    if skip is not None:
+        return [skip]
+    results = []
+    for spec in probes.specs_for(check_id):
+        outcome = probes.outcomes.get(spec.key)
+        if outcome is None:
+            results.append(errored(f"{spec.title}: no outcome recorded", subject=spec.title))
+            continue
+        results.append(_result(judge(spec, outcome, probes.gpus), spec, probes))
+    return results
+
+
+@check("containers.baseline", "A container with no GPU request sees no GPU", layer=Layer.CONTAINERS,
+       needs=("probes",), after=("docker.reachable",))
+def baseline(probes: ProbeFacts) -> Iterable[Result]:
+    """A container started without any GPU request sees no NVIDIA device.
+
+    Why: GPUs leak into every container when the default runtime is nvidia and the image bakes
+    NVIDIA_VISIBLE_DEVICES=all (nvidia/cuda images do), or with --privileged (failure modes
+    `visible-devices-semantics`, `privileged-breaks-isolation`). Workloads then share GPUs nobody
+    scheduled for them.
+
+    Fix: do not make nvidia the default runtime unless you need it; run such containers with
+    -e NVIDIA_VISIBLE_DEVICES=void, or rebuild the image without that ENV.
+    """
+    results = list(judge_check(probes, "containers.baseline"))
+    out = []
+    for r in results:
+        if r.status.value == "fail" and r.evidence.get("verdict") == MISMATCH:
+            image_env = [e for e in probes.image_info.get("env", []) if e.startswith("NVIDIA_VISIBLE_DEVICES=")]
+            why = []
+            if probes.default_runtime == "nvidia":
+                why.append("the default runtime is nvidia")
+            if image_env:
+                why.append(f"the image sets {image_env[0]}")
+            fix = Fix(
+                "Stop GPUs leaking into containers that did not ask for them: keep runc as the default runtime "
+                "(use --runtime=nvidia or --gpus per container), or hide GPUs explicitly.",
+                ("docker run -e NVIDIA_VISIBLE_DEVICES=void IMAGE",
+                 "sudo nvidia-ctk runtime configure --runtime=docker  # without --set-as-default",
+                 "sudo systemctl restart docker"),
+                "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/docker-specialized.html#gpu-enumeration",
+            )
+            summary = f"a container with no GPU request saw {r.evidence.get('seen')}"
+            if why:
+                summary += f" ({' and '.join(why)})"
+            out.append(failed(summary, fix, subject=r.subject, evidence=r.evidence, details=r.details))
+        else:
+            out.append(r)
+    return out
+
+
+def _form_check(check_id: str, title: str, after: tuple[str, ...], doc: str) -> Check:
+    def fn(probes: ProbeFacts) -> Iterable[Result]:
+        return judge_check(probes, check_id)
+
+    fn.__doc__ = doc
+    return check(check_id, title, layer=Layer.CONTAINERS, needs=("probes",), after=after)(fn)
+
+
+gpus_all = _form_check(
+    "containers.gpus-all", "`--gpus all` gives the container every GPU", HOST_LAYERS,
+    """`docker run --gpus all` (DeviceRequest count=-1) sees every host GPU.
+
+    Why: this is the form most people use; it needs dockerd's nvidia device driver, which exists only
+    if nvidia-container-runtime-hook was on dockerd's PATH when it started, and a toolkit not in
+    cdi/jit-cdi mode unless --runtime=nvidia is added.
+
+    Fix: sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker""",
+)
+sdk_runtime = _form_check(
+    "containers.sdk-runtime-nvidia", 'Docker SDK `runtime="nvidia"` + DeviceRequest works', RUNTIME_LAYERS,
+    """`client.containers.run(image, runtime="nvidia", device_requests=[DeviceRequest(count=-1, capabilities=[["gpu"]])])`
+    sees every GPU.
+
+    Why: the form copied into Python services; it fails with `Unknown runtime specified nvidia` where the
+    runtime is not registered in daemon.json.
+
+    Fix: sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker""",
+)
+gpus_count = _form_check(
+    "containers.gpus-count", "`--gpus N` gives GPUs 0..N-1, and N > host GPUs is refused", HOST_LAYERS,
+    """`--gpus 1` is a count, not an index: it gives GPU 0. A count above the host's GPUs must be refused.
+
+    Why: `--gpus 1` is often written meaning "the second GPU" (failure mode `gpus-count-is-not-index`).
+
+    Fix: use `--gpus device=1` (or `"device=0,1"` with inner quotes) to pick GPUs.""",
+)
+gpus_device = _form_check(
+    "containers.gpus-device", "`--gpus device=I|UUID` gives exactly that GPU", HOST_LAYERS,
+    """Every GPU can be requested by index and by UUID and the container sees exactly that GPU.
+
+    Why: schedulers pin workloads by UUID; a GPU that cannot be requested is lost capacity.
+
+    Fix: compare `nvidia-smi -L` with what the container sees; regenerate CDI specs with UUID names.""",
+)
+capabilities = _form_check(
+    "containers.capabilities", "Driver capabilities inject what they promise", HOST_LAYERS,
+    """`capabilities=compute,utility` injects CUDA and nvidia-smi; `utility` alone injects nvidia-smi.
+
+    Why: a missing capability gives a container with device nodes but no nvidia-smi or libcuda
+    (failure mode `driver-capabilities-wrong`).
+
+    Fix: request the capabilities the workload needs, e.g. --gpus 'all,"capabilities=compute,utility"'.""",
+)
+runtime_env = _form_check(
+    "containers.runtime-nvidia-env", "`--runtime=nvidia -e NVIDIA_VISIBLE_DEVICES=all` works", RUNTIME_LAYERS,
+    """The nvidia-docker2 form: the NVIDIA runtime reads NVIDIA_VISIBLE_DEVICES.
+
+    Why: many compose files and older guides use it; it needs the runtime registered.
+
+    Fix: sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker""",
+)
+cdi = _form_check(
+    "containers.cdi", "CDI `--device nvidia.com/gpu=…` gives the named GPUs", (*HOST_LAYERS, "docker.cdi"),
+    """CDI requests resolve (all, each index, each UUID) and give the named GPUs.
+
+    Why: CDI is the toolkit's future default; a spec generated with index names only rejects UUID
+    requests with `unresolvable CDI devices`.
+
+    Fix: sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml --device-name-strategy=index --device-name-strategy=uuid""",
+)
+mig = _form_check(
+    "containers.mig", "Each MIG device can be requested by its UUID", HOST_LAYERS,
+    """With MIG enabled, each MIG device is requested as device=MIG-<uuid> and is seen inside.
+
+    Why: MIG devices need their own names (failure mode `mig-device-naming`).
+
+    Fix: list them with `nvidia-smi -L` and request `--gpus device=MIG-…`.""",
+)
+
+
+@check("containers.image", "The probe image is usable and fits the host driver", layer=Layer.CONTAINERS,
+       needs=("probes", "nvml"), after=("docker.reachable",))
+def image(probes: ProbeFacts, nvml) -> Iterable[Result]:
+    """The probe image exists, does not bake in driver libraries, and does not need a newer CUDA driver.
+
+    Why: driver libraries inside an image break when the host driver changes
+    (`image-bundles-driver-libraries`); `NVIDIA_REQUIRE_CUDA=cuda>=X` above the host's CUDA version
+    makes the toolkit refuse the container (`image-requires-newer-driver`).
+
+    Fix: build from a CUDA base image and never copy libcuda/libnvidia-ml into it; pick an image
+    tag matching `nvidia-smi`'s "CUDA Version".
+    """
+    if not probes.image:
+        return skipped(f"no probe ran: {probes.reason}")
+    if not probes.image_info.get("present"):
+        return warned(
+            probes.reason or f"probe image {probes.image} is not available",
+            subject=probes.image,
+            fix=Fix(
+                "Container probes need an image: pull one, or point gpudoctor at an image that is present "
+                "(your own workload image is the most telling probe).",
+                (f"docker pull {probes.image}", f"gpudoctor check --pull --image {probes.image}",
+                 "gpudoctor check --image YOUR_IMAGE"),
+                None,
+            ),
+        )
+    results = []
+    env = dict(e.split("=", 1) for e in probes.image_info.get("env", []) if "=" in e)
+    need = _required_cuda(env)
+    have = nvml.cuda_driver_version if nvml.ok else None
+    if need and have and need > have:
+        results.append(warned(
+            f"the image needs CUDA {_cuda_text(need)} but the host driver supports CUDA {_cuda_text(have)}",
+            subject=probes.image,
+            fix=Fix("Use an image built for the host's CUDA version, or upgrade the driver.",
+                    ("nvidia-smi | head -n 4",), "https://docs.nvidia.com/deploy/cuda-compatibility/"),
+        ))
+    base = next((probes.outcomes.get(s.key) for s in probes.specs if s.form_id == "baseline"), None)
+    if base and base.get("ok"):
+        from ..probes.parse import parse_probe_output
+
+        view = parse_probe_output(str(base.get("output") or ""))
+        baked = [p for p in view.libs if not view.lib_is_mounted(p) and "/stubs/" not in p]
+        if baked and not any(("libcuda" in m or "libnvidia-ml" in m) for m in view.mounts):
+            results.append(warned(
+                f"the image ships driver libraries itself: {', '.join(baked[:4])}",
+                subject=probes.image,
+                fix=Fix("Remove driver libraries from the image; the toolkit injects the host's matching ones.",
+                        ("docker run --rm IMAGE sh -c 'ls -l /usr/lib/x86_64-linux-gnu/libcuda.so*'",),
+                        "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/troubleshooting.html"),
+            ))
+    if not results:
+        results.append(passed(f"{probes.image} is present and fits the host driver", subject=probes.image,
+                              evidence={"image_id": probes.image_info.get("id")}))
+    return results
+
+
+def _required_cuda(env: dict[str, str]) -> int | None:
+    import re
+
+    text = env.get("NVIDIA_REQUIRE_CUDA", "")
+    m = re.search(r"cuda>=(\d+)\.(\d+)", text) or re.match(r"(\d+)\.(\d+)", env.get("CUDA_VERSION", ""))
+    return int(m.group(1)) * 1000 + int(m.group(2)) * 10 if m else None
+
+
+def _cuda_text(v: int) -> str:
+    return f"{v // 1000}.{(v % 1000) // 10}"
+
+
+@check("containers.summary", "At least one GPU request form works", layer=Layer.CONTAINERS, needs=("probes",),
+       after=("docker.reachable",))
+def summary(probes: ProbeFacts) -> Result:
+    """Which request forms work on this host, and which one to use.
+
+    Why: a host can pass one form and fail another (`--gpus` fine but `--runtime=nvidia` broken, or
+    CDI fine but `--gpus` broken because dockerd predates the toolkit).
+
+    Fix: use a form listed as working; fix the others through the checks that failed.
+    """
+    if not probes.enabled:
+        return skipped(f"no probe ran: {probes.reason}")
+    rows = []
+    working: list[str] = []
+    for spec in probes.specs:
+        outcome = probes.outcomes.get(spec.key)
+        if outcome is None:
+            continue
+        j = judge(spec, outcome, probes.gpus)
+        rows.append({"form": spec.key, "request": spec.title, "expected": j.expected, "seen": j.seen, "verdict": j.verdict})
+        if j.verdict == WORKS and spec.form_id != "baseline" and not spec.expect_error:
+            working.append(spec.title)
+    gpu_rows = [r for r in rows if r["form"] != "baseline"]
+    table = {"columns": ["request", "expected", "seen", "verdict"], "rows": rows}
+    if not gpu_rows:
+        return skipped("no GPU request form was probed", evidence={"table": table})
+    if probes.daemon_error:
+        return errored(f"the Docker daemon failed during the probes: {probes.daemon_error}", evidence={"table": table})
+    if working:
+        return passed(f"works: {', '.join(working)}; use `{working[0]}`", evidence={"table": table, "working": working})
+    return failed(
+        "no GPU request form gave a container its GPUs",
+        Fix("Fix the lowest failing check above first; then re-run gpudoctor.", ("gpudoctor check -v",), None),
+        evidence={"table": table},
+    )
+
+
+CHECKS: tuple[Check, ...] = (
+    baseline, gpus_all, sdk_runtime, gpus_count, gpus_device, capabilities, runtime_env, cdi, mig, image, summary,
+)

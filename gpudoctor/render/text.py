@@ -67,7 +67,7 @@ def _outcome_lines(outcome: CheckOutcome, verbose: bool) -> list[Any]:
 def render_text(report: Report, file: IO[str], verbose: bool = False, color: bool = True, width: int | None = None) -> None:
     from rich.console import Console
 
-    console = Console(file=file, no_color=not color, highlight=False, soft_wrap=False, width=width, emoji=False,
+    console = Console(file=file, no_color=not color, highlight=False, soft_wrap=True, width=width, emoji=False,
                       force_terminal=color if color else None)
     host = report.host
     title = f"gpudoctor {report.tool_version}"

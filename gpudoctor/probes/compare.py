@@ -1,0 +1,159 @@
+"""Judges one probe: what it should have seen (from NVML) against what it saw. Pure.
+
+Verdicts:
+* works     — the container saw exactly the expected GPUs (or was refused, where refusal is right);
+* fails     — Docker or the toolkit refused the container; the cause is named (errors.classify);
+* mismatch  — it ran but saw the wrong GPUs (missing ones and extra ones are named);
+* degraded  — the right GPUs are there but something a workload needs is not (nvidia-smi under
+              the utility capability, /dev/nvidia-uvm for CUDA, NVML working inside);
+* not-run   — the probe could not be judged (it timed out, or its report was cut short).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Mapping, Sequence
+
+from .errors import Cause, classify, strip_envelope
+from .forms import HostGpu, ProbeSpec
+from .parse import ProbeView, parse_probe_output
+
+WORKS, FAILS, MISMATCH, DEGRADED, NOT_RUN = "works", "fails", "mismatch", "degraded", "not-run"
+
+
+@dataclass(frozen=True)
+class Judgement:
+    key: str
+    verdict: str
+    expected: str
+    seen: str
+    summary: str
+    cause: Cause | None = None
+    seen_indices: tuple[int, ...] = ()
+    unknown_seen: tuple[str, ...] = ()
+    details: tuple[str, ...] = ()
+    view: ProbeView | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.verdict == WORKS
+
+
+def describe(indices: Sequence[int], gpus: Sequence[HostGpu]) -> str:
+    if not indices:
+        return "no GPU"
+    by_index = {g.index: g for g in gpus}
+    parts = []
+    for i in indices:
+        g = by_index.get(i)
+        parts.append(f"GPU {i} ({g.uuid})" if g and g.uuid else f"GPU {i}")
+    return ", ".join(parts)
+
+
+def seen_gpus(view: ProbeView, gpus: Sequence[HostGpu]) -> tuple[tuple[int, ...], tuple[str, ...], str]:
+    """Host GPU indices a probe saw, identifiers it saw that the host lacks, and how it was told.
+
+    UUIDs from nvidia-smi are authoritative; without a working nvidia-smi (busybox image, no
+    utility capability) the /dev/nvidiaN minors are mapped to GPUs through NVML's minor numbers.
+    """
+    by_uuid = {g.uuid: g.index for g in gpus if g.uuid}
+    if view.smi_uuids:
+        found = sorted({by_uuid[u] for u in view.smi_uuids if u in by_uuid})
+        unknown = tuple(u for u in view.smi_uuids if u not in by_uuid)
+        return tuple(found), unknown, "nvidia-smi UUIDs"
+    by_minor = {g.minor: g.index for g in gpus if g.minor is not None}
+    found = sorted({by_minor[m] for m in view.gpu_minors if m in by_minor})
+    unknown = tuple(f"/dev/nvidia{m}" for m in view.gpu_minors if m not in by_minor)
+    return tuple(found), unknown, "device nodes"
+
+
+def judge(spec: ProbeSpec, outcome: Mapping[str, Any], gpus: Sequence[HostGpu]) -> Judgement:
+    expected = describe(spec.expect_indices, gpus) if not spec.expect_mig else ", ".join(spec.expect_mig)
+    if spec.expect_error:
+        expected = "refused (more GPUs than the host has)"
+    if not outcome.get("ok"):
+        error = str(outcome.get("error") or "unknown error")
+        if outcome.get("timed_out"):
+            return Judgement(spec.key, NOT_RUN, expected, "no answer", error)
+        cause = classify(error)
+        short = strip_envelope(error)
+        if spec.expect_error and cause.refusal:
+            return Judgement(spec.key, WORKS, expected, "refused", f"refused as it should be: {short}", cause)
+        return Judgement(
+            spec.key, FAILS, expected, f"error at {outcome.get('phase')}", f"{spec.title} fails: {short}", cause,
+            details=(error[:2000],),
+        )
+
+    view = parse_probe_output(str(outcome.get("output") or ""))
+    if not view.valid:
+        tail = str(outcome.get("output") or "").strip().splitlines()[-3:]
+        return Judgement(
+            spec.key, NOT_RUN, expected, "incomplete report",
+            f"the probe script did not complete (exit {outcome.get('exit_code')}); does the image have /bin/sh?",
+            details=tuple(tail), view=view,
+        )
+    indices, unknown, how = seen_gpus(view, gpus)
+    seen = describe(indices, gpus) + (f" + unknown {', '.join(unknown)}" if unknown else "")
+    details = [f"identified by {how}"] + [f"node {n.path} {n.major}:{n.minor}" for n in view.nodes]
+    if view.smi_list_output and not view.smi_works:
+        details.append(f"nvidia-smi -L: {view.smi_list_output[:300]}")
+
+    if spec.expect_error:
+        return Judgement(
+            spec.key, MISMATCH, expected, seen,
+            f"{spec.title} was accepted although the host has only {len(gpus)} GPU(s); the container saw {seen}",
+            seen_indices=indices, unknown_seen=unknown, details=tuple(details), view=view,
+        )
+    if spec.expect_mig:
+        got = set(view.mig_uuids)
+        if set(spec.expect_mig) <= got:
+            return Judgement(spec.key, WORKS, expected, ", ".join(sorted(got)), f"saw {', '.join(spec.expect_mig)}", view=view)
+        return Judgement(
+            spec.key, MISMATCH, expected, ", ".join(sorted(got)) or seen,
+            f"{spec.title}: the container did not see MIG device {', '.join(spec.expect_mig)}",
+            details=tuple(details), view=view,
+        )
+
+    want = set(spec.expect_indices)
+    got = set(indices)
+    if got != want or unknown:
+        missing = sorted(want - got)
+        extra = sorted(got - want)
+        bits = []
+        if missing:
+            bits.append(f"missing {describe(missing, gpus)}")
+        if extra:
+            bits.append(f"unexpected {describe(extra, gpus)}")
+        if unknown:
+            bits.append(f"devices the host does not list: {', '.join(unknown)}")
+        return Judgement(
+            spec.key, MISMATCH, expected, seen, f"{spec.title}: expected {expected}, saw {seen} ({'; '.join(bits)})",
+            seen_indices=indices, unknown_seen=unknown, details=tuple(details), view=view,
+        )
+
+    if want:
+        problems = _degradations(spec, view)
+        if problems:
+            return Judgement(
+                spec.key, DEGRADED, expected, seen, f"{spec.title}: saw {seen}, but {'; '.join(problems)}",
+                seen_indices=indices, details=tuple(details), view=view,
+            )
+    return Judgement(spec.key, WORKS, expected, seen, f"saw {seen}, as expected", seen_indices=indices,
+                     details=tuple(details), view=view)
+
+
+def _degradations(spec: ProbeSpec, view: ProbeView) -> list[str]:
+    problems = []
+    if not view.has_node("/dev/nvidiactl"):
+        problems.append("/dev/nvidiactl is missing (nothing can talk to the driver)")
+    if not view.has_node("/dev/nvidia-uvm"):
+        problems.append("/dev/nvidia-uvm is missing (CUDA fails with 'no CUDA-capable device')")
+    if spec.expect_smi and view.smi_path is None:
+        problems.append("nvidia-smi was not injected (the utility capability is missing)")
+    out = view.smi_list_output
+    if "Failed to initialize NVML: Unknown Error" in out:
+        # failure-modes.md #11: device cgroup rules lost (systemd cgroup driver + legacy hook).
+        problems.append("NVML inside says 'Unknown Error' (device cgroup access lost)")
+    elif "Insufficient Permissions" in out:
+        problems.append("NVML inside says 'Insufficient Permissions' (device node permissions)")
+    return problems

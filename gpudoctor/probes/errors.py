@@ -1,0 +1,242 @@
+"""What a probe's failure means: the daemon's / toolkit's exact words mapped to a cause and a fix.
+
+Strings are quoted exactly from the sources named beside each rule (failure-modes.md, docker-gpu-
+internals.md §3, and the real H100 log observed-request-forms.log). Matching is by substring or
+regex on the whole error text, because runc/containerd wrap hook errors in envelopes that changed
+across versions (failure-modes.md §0.2). Pure: no I/O.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from ..model import Fix
+
+TOOLKIT_INSTALL = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/install-guide.html"
+CDI_DOC = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/cdi-support.html"
+TROUBLESHOOT = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/troubleshooting.html"
+
+
+@dataclass(frozen=True)
+class Cause:
+    id: str  # a failure-mode name from failure-modes.md
+    summary: str
+    fix: Fix
+    layer_check: str | None = None  # the lower-layer check that owns this cause, when there is one
+    refusal: bool = False  # Docker/the toolkit refused an invalid request (expected for count > host GPUs)
+
+
+_RULES: list[tuple[re.Pattern[str], Cause]] = []
+
+
+def _rule(pattern: str, cause: Cause) -> None:
+    _RULES.append((re.compile(pattern, re.S), cause))
+
+
+# docker-gpu-internals.md §3; seen on the real H100 host with no toolkit.
+_rule(
+    r'could not select device driver "" with capabilities: \[\[gpu',
+    Cause(
+        "no-gpu-device-driver-in-dockerd",
+        "dockerd has no GPU device driver: nvidia-container-runtime-hook was not on its PATH when it started "
+        "(toolkit not installed, or installed after dockerd started)",
+        Fix(
+            "Install the NVIDIA Container Toolkit, register it with Docker and restart the daemon.",
+            (
+                "sudo apt-get install -y nvidia-container-toolkit",
+                "sudo nvidia-ctk runtime configure --runtime=docker",
+                "sudo systemctl restart docker",
+            ),
+            TOOLKIT_INSTALL,
+        ),
+        "toolkit.installed",
+    ),
+)
+# docker-gpu-internals.md §3 (≤20.10 and 23.0+ wordings).
+_rule(
+    r"Unknown runtime specified nvidia|unknown or invalid runtime name: nvidia",
+    Cause(
+        "runtime-not-registered",
+        "the Docker daemon has no runtime named nvidia",
+        Fix(
+            "Register the NVIDIA runtime in /etc/docker/daemon.json and restart Docker.",
+            ("sudo nvidia-ctk runtime configure --runtime=docker", "sudo systemctl restart docker"),
+            TOOLKIT_INSTALL + "#configuring-docker",
+        ),
+        "docker.runtime.nvidia",
+    ),
+)
+# observed-request-forms.log (toolkit in cdi mode, --gpus without --runtime=nvidia).
+_rule(
+    r"invoking the NVIDIA Container Runtime Hook directly",
+    Cause(
+        "cdi-mode-hook-invoked-directly",
+        "the toolkit is in cdi/jit-cdi mode, where --gpus without --runtime=nvidia is not supported",
+        Fix(
+            "Add --runtime=nvidia to GPU containers, or make nvidia the default runtime, or use CDI names "
+            "(--device nvidia.com/gpu=all).",
+            (
+                "sudo nvidia-ctk runtime configure --runtime=docker --set-as-default",
+                "sudo systemctl restart docker",
+            ),
+            CDI_DOC,
+        ),
+        "toolkit.mode",
+    ),
+)
+# docker-gpu-internals.md §3; the CDI spec lacks the name (UUID names need --device-name-strategy).
+_rule(
+    r"unresolvable CDI devices",
+    Cause(
+        "cdi-spec-missing-or-unreadable",
+        "no CDI spec defines the requested device name",
+        Fix(
+            "Generate a CDI spec naming GPUs by index and by UUID (and regenerate it after driver or MIG changes).",
+            (
+                "sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml --device-name-strategy=index "
+                "--device-name-strategy=uuid",
+                "nvidia-ctk cdi list",
+            ),
+            CDI_DOC,
+        ),
+        "cdi.devices",
+    ),
+)
+_rule(
+    r'could not select device driver "cdi"',
+    Cause(
+        "cdi-not-enabled-in-docker",
+        "CDI is not enabled in the Docker daemon",
+        Fix(
+            'Enable CDI in /etc/docker/daemon.json ("features": {"cdi": true}; on by default from Docker 28.2) and '
+            "restart Docker.",
+            ("sudo nvidia-ctk runtime configure --runtime=docker --cdi.enabled", "sudo systemctl restart docker"),
+            "https://docs.docker.com/reference/cli/dockerd/#enable-cdi-devices",
+        ),
+        "docker.cdi",
+    ),
+)
+_rule(
+    r"cannot set both Count and DeviceIDs on device request",
+    Cause(
+        "gpus-device-list-quoting",
+        "the request sets both a count and device ids (usually --gpus device=0,1 without inner quotes)",
+        Fix(
+            "Quote the device list so it stays one CSV field.",
+            ("docker run --gpus '\"device=0,1\"' IMAGE",),
+            "https://docs.docker.com/reference/cli/docker/container/run/#gpus",
+        ),
+    ),
+)
+# Legacy hook (libnvidia-container) stage errors, failure-modes.md §0.2 regex.
+_rule(
+    r"nvidia-container-cli(?:\.real)?: device error: .*unknown device",
+    Cause(
+        "unknown-device",
+        "the toolkit does not know the requested device (index or UUID beyond what the host has)",
+        Fix(
+            "Request GPUs that exist: list them with nvidia-smi -L and use their index or UUID.",
+            ("nvidia-smi -L",),
+            TROUBLESHOOT,
+        ),
+        refusal=True,
+    ),
+)
+_rule(
+    r"nvidia-container-cli(?:\.real)?: requirement error: unsatisfied condition: (cuda>=[\d.]+)",
+    Cause(
+        "image-requires-newer-driver",
+        "the image needs a newer CUDA driver than the host has",
+        Fix(
+            "Use an image built for the host's CUDA version, or upgrade the host driver.",
+            ("nvidia-smi --query-gpu=driver_version --format=csv,noheader",),
+            "https://docs.nvidia.com/deploy/cuda-compatibility/",
+        ),
+    ),
+)
+_rule(
+    r"nvidia-container-cli(?:\.real)?: initialization error: nvml error: driver/library version mismatch",
+    Cause(
+        "driver-library-version-mismatch",
+        "the NVIDIA libraries and the loaded kernel module differ (driver upgraded without reboot)",
+        Fix("Reboot so the new kernel module loads.", ("sudo reboot",), TROUBLESHOOT),
+        "nvml.init",
+    ),
+)
+_rule(
+    r"nvidia-container-cli(?:\.real)?: initialization error: (?:nvml error: driver not loaded|load library failed)",
+    Cause(
+        "kmod-or-nvml-missing",
+        "the toolkit could not load the driver (module not loaded or libnvidia-ml.so.1 missing)",
+        Fix(
+            "Load the driver and make sure its libraries are installed.",
+            ("sudo modprobe nvidia", "ldconfig -p | grep libnvidia-ml.so.1"),
+            TROUBLESHOOT,
+        ),
+        "nvml.init",
+    ),
+)
+_rule(
+    r"cgroup subsystem devices not found",
+    Cause(
+        "cgroup-v2-unsupported-old-stack",
+        "the toolkit is too old for cgroup v2",
+        Fix(
+            "Upgrade the NVIDIA Container Toolkit (cgroup v2 needs libnvidia-container ≥ 1.8).",
+            ("sudo apt-get install -y --only-upgrade nvidia-container-toolkit libnvidia-container1",),
+            TROUBLESHOOT,
+        ),
+        "toolkit.versions",
+    ),
+)
+_rule(
+    r'error while looking up the specified runtime path: exec: "([^"]+)": executable file not found',
+    Cause(
+        "runtime-or-hook-binary-missing",
+        "the registered runtime's binary is missing",
+        Fix(
+            "Reinstall the toolkit so the runtime binary exists, or fix its path in /etc/docker/daemon.json.",
+            ("sudo apt-get install --reinstall -y nvidia-container-toolkit", "sudo systemctl restart docker"),
+            TOOLKIT_INSTALL,
+        ),
+        "docker.runtime.nvidia",
+    ),
+)
+_rule(
+    r"device_requests param is not supported in API versions < 1\.40",
+    Cause(
+        "docker-api-too-old",
+        "the Docker API is older than 1.40, which has no DeviceRequests (--gpus)",
+        Fix("Upgrade Docker Engine to 19.03 or newer.", ("docker version",), "https://docs.docker.com/engine/install/"),
+        "docker.api-version",
+    ),
+)
+_rule(
+    r"No such image|not found: manifest unknown|pull access denied",
+    Cause(
+        "probe-image-missing",
+        "the probe image is not available",
+        Fix("Pull the image, or pass an image that is present with --image.", ("docker pull IMAGE",), None),
+    ),
+)
+
+UNKNOWN = Cause(
+    "unrecognised",
+    "Docker refused the container with an error gpudoctor does not recognise",
+    Fix("Read the error; `gpudoctor explain` and the toolkit's troubleshooting guide list known texts.", (), TROUBLESHOOT),
+)
+
+
+def classify(error: str) -> Cause:
+    for pattern, cause in _RULES:
+        if pattern.search(error):
+            return cause
+    return UNKNOWN
+
+
+def strip_envelope(error: str) -> str:
+    """The meaningful tail of a wrapped hook error (what follows "stderr: "), for one-line summaries."""
+    tail = error.split("stderr: ", 1)[-1] if "stderr: " in error else error
+    tail = re.sub(r"\s+", " ", tail).strip()
+    return re.sub(r": unknown\.?$", "", tail)
