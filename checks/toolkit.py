@@ -1,7 +1,240 @@
-"""Checks of the toolkit layer."""
+"""Checks of the NVIDIA Container Toolkit layer: installed, versions, config.toml, mode.
+
+Rules: docs/failure-modes.md §5 (#17–#24), #28, #42; toolkit sources cited per check.
+"""
 
 from __future__ import annotations
 
-from ..checking import Check
+from ..checking import Check, check
+from ..facts.docker import DockerFacts, version_tuple
+from ..facts.toolkit import ToolkitFacts
+from ..model import Fix, Layer, Result, failed, passed, warned
+from .docker import HOOK_REFUSAL, NON_LEGACY_MODES, configure_commands, gpus_uses_cdi
 
-CHECKS: tuple[Check, ...] = ()
+INSTALL_DOC = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/install-guide.html"
+RELEASE_NOTES = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/release-notes.html"
+TROUBLE_DOC = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/troubleshooting.html"
+CONFIG_DOC = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/install-guide.html#configuration"
+
+# The install guide's apt path (Debian/Ubuntu); the link covers dnf/zypper.
+INSTALL_COMMANDS = (
+    "curl -fsSL https://nvidia.github.io/libnvidia-container/gpgkey | sudo gpg --dearmor -o "
+    "/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg",
+    "curl -s -L https://nvidia.github.io/libnvidia-container/stable/deb/nvidia-container-toolkit.list | "
+    "sed 's#deb https://#deb [signed-by=/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg] https://#g' | "
+    "sudo tee /etc/apt/sources.list.d/nvidia-container-toolkit.list",
+    "sudo apt-get update",
+    "sudo apt-get install -y nvidia-container-toolkit",
+    "sudo nvidia-ctk runtime configure --runtime=docker",
+    "sudo systemctl restart docker",
+)
+
+# Releases with known regressions (failure-modes #24; toolkit CHANGELOG / release notes).
+KNOWN_BAD = {
+    "1.8.0": "cgroup v2 regression: 'unable to create cgroupv0 interface' (fixed in 1.8.1)",
+    "1.17.7": "missing libnvidia-ml.so.1 symlink in containers (toolkit #1099)",
+    "1.18.0": "rootless regression (bpf_prog_query, toolkit #1487) and jit-cdi default breaking some images (#1456)",
+    "1.18.1": "NVIDIA_VISIBLE_DEVICES=none exposed every GPU; legacy mode failed with the graphics capability (fixed 1.18.2)",
+    "1.19.1": "cuInit CUDA_ERROR_UNKNOWN on Maxwell GPUs (toolkit #1967)",
+}
+KNOWN_MODES = ("auto", "legacy", "cdi", "jit-cdi", "csv")
+UPGRADE = ("sudo apt-get update", "sudo apt-get install -y nvidia-container-toolkit")
+
+
+@check("toolkit.installed", "The NVIDIA Container Toolkit is installed", layer=Layer.TOOLKIT, needs=("toolkit",))
+def installed(toolkit: ToolkitFacts) -> Result:
+    """The toolkit's runtime hook or runtime (`nvidia-container-runtime-hook`, `nvidia-container-runtime`) is
+    installed.
+
+    Why: without it Docker has no way to put a GPU into a container: `--gpus` fails with
+    `could not select device driver "" with capabilities: [[gpu]]` and `--runtime=nvidia` with
+    `Unknown runtime specified nvidia` (failure modes `no-gpu-device-driver-in-dockerd`, `runtime-not-registered`).
+
+    Fix: add NVIDIA's repository, `sudo apt-get install -y nvidia-container-toolkit`,
+    `sudo nvidia-ctk runtime configure --runtime=docker`, `sudo systemctl restart docker`.
+    """
+    present = [b.name for b in toolkit.binaries if b.present]
+    ev = {"present": present, "failure_mode": "no-gpu-device-driver-in-dockerd"}
+    if not toolkit.has("nvidia-container-runtime-hook") and not toolkit.has("nvidia-container-runtime"):
+        what = (
+            "NVIDIA Container Toolkit is not installed (no nvidia-container-runtime-hook, nvidia-container-runtime "
+            "or nvidia-ctk on this host)"
+            if not present
+            else f"NVIDIA Container Toolkit is incomplete: only {', '.join(present)}; no runtime hook or runtime"
+        )
+        return failed(
+            what,
+            Fix("Install the NVIDIA Container Toolkit and register it with Docker.", INSTALL_COMMANDS, INSTALL_DOC),
+            evidence=ev,
+        )
+    versions = toolkit.versions
+    v = versions.get("nvidia-ctk") or next(iter(versions.values()), None)
+    return passed(f"NVIDIA Container Toolkit {v or '(version unknown)'}: {', '.join(present)}", evidence=ev)
+
+
+@check(
+    "toolkit.versions",
+    "The toolkit's components are at one version, not a known-bad one",
+    layer=Layer.TOOLKIT,
+    needs=("toolkit",),
+    after=("toolkit.installed",),
+)
+def versions(toolkit: ToolkitFacts) -> list[Result]:
+    """Every installed toolkit binary reports the same version, and it is not a release with a known regression.
+
+    Why: the packages (`nvidia-container-toolkit`, `-base`, `libnvidia-container-tools`, `libnvidia-container1`)
+    must match exactly since 1.18.0; mixes fail oddly (`No help topic for 'config'`, detection errors)
+    (failure modes `toolkit-package-version-skew`, `known-bad-toolkit-release`).
+
+    Fix: install all packages at one version: `sudo apt-get update && sudo apt-get install -y nvidia-container-toolkit`.
+    """
+    results: list[Result] = []
+    found = toolkit.versions
+    unreadable = [b for b in toolkit.binaries if b.present and b.error]
+    for b in unreadable:
+        results.append(warned(f"{b.name} ({b.path}) did not report a version: {b.error}",
+                              evidence={"output": b.output}, subject=b.name))
+    bases = {name: ".".join(str(x) for x in (version_tuple(v) or ())[:3]) for name, v in found.items()}
+    if len(set(bases.values())) > 1:
+        listing = ", ".join(f"{n} {v}" for n, v in sorted(found.items()))
+        results.append(warned(
+            f"toolkit components at different versions: {listing}",
+            fix=Fix("Upgrade all toolkit packages together.",
+                    (*UPGRADE, "dpkg-query -W 'nvidia-container-toolkit*' 'libnvidia-container*'"), INSTALL_DOC),
+            evidence={"versions": found, "failure_mode": "toolkit-package-version-skew"},
+        ))
+    for name, base in bases.items():
+        if base in KNOWN_BAD:
+            results.append(warned(
+                f"{name} {found[name]} is a release with a known regression: {KNOWN_BAD[base]}",
+                fix=Fix("Upgrade to a fixed release.", UPGRADE, RELEASE_NOTES),
+                evidence={"version": found[name], "failure_mode": "known-bad-toolkit-release"},
+                subject=name,
+            ))
+            break
+    if not results:
+        results.append(passed("versions: " + ", ".join(f"{n} {v}" for n, v in sorted(found.items())),
+                              evidence={"versions": found}))
+    return results
+
+
+@check(
+    "toolkit.config",
+    "config.toml parses and its ldconfig path exists",
+    layer=Layer.TOOLKIT,
+    needs=("toolkit",),
+    after=("toolkit.installed",),
+)
+def config(toolkit: ToolkitFacts) -> list[Result]:
+    """`/etc/nvidia-container-runtime/config.toml` parses; `ldconfig` is `@<host path>` and that path exists;
+    `supported-driver-capabilities` keeps compute and utility.
+
+    Why: a broken config makes every runtime/hook call fail; a wrong ldconfig gives
+    `nvidia-container-cli: ldcache error: open failed: /sbin/ldconfig.real: no such file or directory` or, since
+    1.17.3, `... ldconfig value "/usr/sbin/ldconfig" is not host-relative (does not start with a '@')`
+    (failure mode `ldconfig-path-wrong`).
+
+    Fix: `sudo nvidia-ctk config --in-place --set nvidia-container-cli.ldconfig=@/sbin/ldconfig.real`
+    (Debian/Ubuntu; `@/sbin/ldconfig` elsewhere).
+    """
+    path = toolkit.config_path
+    if toolkit.config_error:
+        return [failed(
+            f"{path}: {toolkit.config_error}",
+            Fix("Rewrite the config from the toolkit's defaults (keep a copy of the old one).",
+                (f"sudo cp {path} {path}.bak", f"nvidia-ctk config default | sudo tee {path}"), CONFIG_DOC),
+        )]
+    if not toolkit.config_exists:
+        return [passed(f"no {path}: the toolkit uses its built-in defaults")]
+    results: list[Result] = []
+    ld = toolkit.ldconfig
+    ev = {"ldconfig": ld, "failure_mode": "ldconfig-path-wrong"}
+    ctk_v = version_tuple(toolkit.versions.get("nvidia-ctk") or toolkit.versions.get("nvidia-container-runtime"))
+    if ld and not ld.startswith("@") and (ctk_v is None or ctk_v >= (1, 17, 3)):
+        results.append(failed(
+            f'ldconfig = "{ld}" is not host-relative (toolkit ≥ 1.17.3 requires a leading @)',
+            Fix("Point ldconfig at the host's binary with an @.",
+                (f"sudo nvidia-ctk config --in-place --set nvidia-container-cli.ldconfig=@{ld}",), TROUBLE_DOC),
+            evidence=ev,
+        ))
+    elif ld and toolkit.ldconfig_exists is False:
+        alt = "@/sbin/ldconfig" if ld.endswith(".real") else "@/sbin/ldconfig.real"
+        results.append(failed(
+            f'ldconfig = "{ld}" but {ld.lstrip("@")} does not exist on this host',
+            Fix("Set the host's real ldconfig.",
+                ("ls -l /sbin/ldconfig*", f"sudo nvidia-ctk config --in-place --set nvidia-container-cli.ldconfig={alt}"),
+                TROUBLE_DOC),
+            evidence=ev,
+        ))
+    caps = toolkit.supported_driver_capabilities
+    if caps is not None and not {"compute", "utility"} <= set(caps):
+        lacking = sorted({"compute", "utility"} - set(caps))
+        results.append(warned(
+            f"supported-driver-capabilities lacks {', '.join(lacking)}: CUDA / nvidia-smi will not be injected",
+            fix=Fix("Restore the default capability list.",
+                    ('sudo nvidia-ctk config --in-place --set supported-driver-capabilities='
+                     '"compat32,compute,display,graphics,ngx,utility,video"',), CONFIG_DOC),
+            evidence={"supported_driver_capabilities": list(caps), "failure_mode": "driver-capabilities-wrong"},
+        ))
+    if not results:
+        results.append(passed(f"{path} parses (mode {toolkit.mode}, ldconfig {ld or 'default'})"))
+    return results
+
+
+@check(
+    "toolkit.mode",
+    "The toolkit's mode works with how Docker will call it",
+    layer=Layer.TOOLKIT,
+    needs=("toolkit", "docker"),
+    after=("toolkit.installed",),
+)
+def mode(toolkit: ToolkitFacts, docker: DockerFacts) -> Result:
+    """`nvidia-container-runtime.mode` is known, has the binaries it needs, and fits the daemon's default
+    runtime.
+
+    Why: the runtime hook (what `--gpus` runs on Docker < 29.2) works only in legacy mode; with mode `cdi`,
+    `jit-cdi` or `csv` and a default runtime other than `nvidia`, every `--gpus` request without
+    `--runtime=nvidia` fails with "invoking the NVIDIA Container Runtime Hook directly (e.g. specifying the
+    docker --gpus flag) is not supported" (seen on the real H100 host; failure mode `tegra-csv-mode`).
+    Legacy mode needs `nvidia-container-cli`.
+
+    Fix: `sudo nvidia-ctk config --in-place --set nvidia-container-runtime.mode=auto`, or make `nvidia` the
+    default runtime: `sudo nvidia-ctk runtime configure --runtime=docker --set-as-default && sudo systemctl restart docker`.
+    """
+    m = toolkit.mode
+    ev = {"mode": m, "default_runtime": docker.default_runtime if docker.reachable else None}
+    if m not in KNOWN_MODES:
+        return failed(
+            f'unknown nvidia-container-runtime.mode "{m}" (known: {", ".join(KNOWN_MODES)})',
+            Fix("Reset the mode to auto.", ("sudo nvidia-ctk config --in-place --set nvidia-container-runtime.mode=auto",),
+                CONFIG_DOC),
+            evidence=ev,
+        )
+    if m == "legacy" and not toolkit.has("nvidia-container-cli"):
+        return failed(
+            "mode legacy but nvidia-container-cli (libnvidia-container-tools) is not installed: the hook cannot "
+            "configure containers",
+            Fix("Install the toolkit's packages together.",
+                ("sudo apt-get install -y nvidia-container-toolkit libnvidia-container-tools",), INSTALL_DOC),
+            evidence=ev,
+        )
+    if m in NON_LEGACY_MODES:
+        if docker.reachable and gpus_uses_cdi(docker, toolkit):
+            return passed(f"mode {m}; Docker {docker.server_version} sends `--gpus` through CDI", evidence=ev)
+        if docker.reachable and docker.default_runtime == "nvidia":
+            return passed(f"mode {m} with default runtime nvidia: `--gpus` goes through the NVIDIA runtime", evidence=ev)
+        default = docker.default_runtime if docker.reachable else "unknown (daemon not reachable)"
+        return failed(
+            f"mode {m} with default runtime {default}: `--gpus` without `--runtime=nvidia` fails ({HOOK_REFUSAL})",
+            Fix(
+                "Either let the hook run in auto mode, or make nvidia the default runtime (then plain `--gpus` works).",
+                ("sudo nvidia-ctk config --in-place --set nvidia-container-runtime.mode=auto",
+                 *configure_commands(docker if docker.reachable else None, None, "--set-as-default")),
+                TROUBLE_DOC,
+            ),
+            evidence={**ev, "failure_mode": "tegra-csv-mode"},
+        )
+    return passed(f"mode {m}", evidence=ev)
+
+
+CHECKS: tuple[Check, ...] = (installed, versions, config, mode)

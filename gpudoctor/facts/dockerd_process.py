@@ -50,6 +50,9 @@ class DockerdProcess:
     home: str | None = None
     start_time: float | None = None  # epoch seconds
     hooks: tuple[HookSighting, ...] = ()
+    # Each runtime the daemon lists → where its binary is ("" = missing). Relative paths are looked up
+    # on dockerd's PATH (or, when that is unknown, this process's PATH plus the usual bin dirs).
+    runtime_paths: Mapping[str, str] = field(default_factory=dict)
 
     def hook(self, name: str) -> HookSighting | None:
         return next((h for h in self.hooks if h.name == name), None)
@@ -175,6 +178,23 @@ def _uid(ctx: FactContext, pid: int) -> int | None:
     return None
 
 
+FALLBACK_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+def _runtime_paths(ctx: FactContext, docker: DockerFacts, path_env: str | None) -> dict[str, str]:
+    if path_env is None:
+        path_env = ":".join(dict.fromkeys([*(ctx.host.getenv("PATH") or "").split(":"), *FALLBACK_PATH.split(":")]))
+    out = {}
+    for rt in docker.runtimes:
+        if not rt.path:
+            continue
+        if rt.path.startswith("/"):
+            out[rt.name] = rt.path if ctx.host.exists(rt.path) else ""
+        else:
+            out[rt.name] = ctx.host.which(rt.path, path=path_env) or ""
+    return out
+
+
 @fact("dockerd_process", timeout_s=15)
 def dockerd_process_fact(ctx: FactContext) -> DockerdProcess:
     """The dockerd behind the socket: pid, command line, PATH, start time, hooks on its PATH."""
@@ -185,7 +205,7 @@ def dockerd_process_fact(ctx: FactContext) -> DockerdProcess:
         return DockerdProcess(False, reason="the engine is not a local dockerd (Docker Desktop VM or Podman)")
     pid, how, note = _find_pid(ctx, docker)
     if pid is None:
-        return DockerdProcess(False, reason=note)
+        return DockerdProcess(False, reason=note, runtime_paths=_runtime_paths(ctx, docker, None))
     cmdline = _cmdline(ctx, pid)
     flags = parse_flags(cmdline)
     try:
@@ -224,4 +244,5 @@ def dockerd_process_fact(ctx: FactContext) -> DockerdProcess:
         home=env.get("HOME"),
         start_time=_start_time(ctx, pid),
         hooks=tuple(hooks) if path_env is not None else (),
+        runtime_paths=_runtime_paths(ctx, docker, path_env),
     )
