@@ -1,0 +1,189 @@
+"""Probe pieces that need no engine: the form catalogue, the report parser, error mapping, judging.
+
+Error texts are the real ones (tests/fixtures/real-h100-docker20-toolkit-cdi/observed-request-forms.log).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from gpudoctor.probes.compare import DEGRADED, FAILS, MISMATCH, NOT_RUN, WORKS, judge, seen_gpus
+from gpudoctor.probes.errors import classify, strip_envelope
+from gpudoctor.probes.forms import FORM_IDS, FORMS, FormContext, HostGpu, form, select_forms
+from gpudoctor.probes.parse import parse_probe_output
+
+FIX = Path(__file__).parent / "fixtures"
+REAL_UUID = "GPU-3e3d6e36-006a-9d2c-d5b7-1a7a25973821"
+H100 = (HostGpu(0, REAL_UUID, 0, "NVIDIA H100 80GB HBM3"),)
+FOUR = tuple(HostGpu(i, f"GPU-0000000{i}-aaaa-bbbb-cccc-dddddddddddd", i) for i in range(4))
+
+HOOK_CDI = (
+    "failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process: "
+    "error during container init: error running hook #0: error running hook: exit status 1, stdout: , stderr: "
+    "Using requested mode 'cdi'\ninvoking the NVIDIA Container Runtime Hook directly (e.g. specifying the docker "
+    "--gpus flag) is not supported. Please use the NVIDIA Container Runtime (e.g. specify the --runtime=nvidia flag) "
+    "instead: unknown"
+)
+
+
+def ctx(gpus=FOUR, cdi=False):
+    return FormContext(gpus=gpus, image="img", cdi_supported=cdi, nvidia_runtime=True)
+
+
+def test_catalogue_has_every_form_once_with_three_spellings():
+    assert len(set(FORM_IDS)) == len(FORM_IDS) == 15
+    for f in FORMS:
+        if f.applies(ctx(cdi=True)):
+            continue
+        for spec in f.expand(ctx(cdi=True)):
+            assert spec.cli.startswith("docker run --rm") and "client.containers.run" in spec.sdk
+            assert spec.check_id.startswith("containers.")
+
+
+def test_count_is_not_an_index():
+    (one,) = form("gpus-count-1").expand(ctx())
+    assert one.device_requests[0]["Count"] == 1 and one.expect_indices == (0,)
+    (over,) = form("gpus-count-over").expand(ctx())
+    assert over.device_requests[0]["Count"] == 5 and over.expect_error
+    devices = form("gpus-device-index").expand(ctx())
+    assert [d.device_requests[0]["DeviceIDs"] for d in devices] == [["0"], ["1"], ["2"], ["3"]]
+    assert [d.expect_indices for d in devices] == [(0,), (1,), (2,), (3,)]
+    uuids = form("gpus-device-uuid").expand(ctx())
+    assert uuids[2].device_requests[0]["DeviceIDs"] == [FOUR[2].uuid]
+
+
+def test_cdi_forms_need_a_cdi_daemon_and_sdk_spelling_uses_cdi_driver():
+    assert "CDI" in form("cdi-all").applies(ctx(cdi=False))
+    (spec,) = form("cdi-all").expand(ctx(cdi=True))
+    assert spec.device_requests[0]["Driver"] == "cdi"
+    assert spec.device_requests[0]["DeviceIDs"] == ["nvidia.com/gpu=all"]
+
+
+def test_selection_always_keeps_the_baseline_and_reports_unknown_ids():
+    chosen, unknown = select_forms(["gpus-count-1", "bogus"], all_forms=False)
+    assert [f.id for f in chosen] == ["baseline", "gpus-count-1"] and unknown == ("bogus",)
+    default, _ = select_forms(None, False)
+    assert {f.id for f in default} == {"baseline", "gpus-all", "sdk-runtime-nvidia", "runtime-nvidia-env", "cdi-all"}
+    assert len(select_forms(None, True)[0]) == len(FORMS)
+
+
+def test_parse_real_h100_probe_report():
+    view = parse_probe_output((FIX / "probe-output/h100-cdi-runtime-nvidia.txt").read_text())
+    assert view.valid
+    assert view.gpu_minors == (0,)
+    assert view.smi_uuids == (REAL_UUID,) and view.smi_works
+    assert view.has_node("/dev/nvidia-uvm") and view.has_node("/dev/nvidiactl")
+    assert view.env_value("NVIDIA_VISIBLE_DEVICES") == "void"
+    assert view.lib_is_mounted("/usr/lib/x86_64-linux-gnu/libcuda.so.580.95.05")
+
+
+def test_parse_coreutils_listing_mig_lines_and_garbage():
+    text = "\n".join([
+        "@@gpudoctor-probe 1", "@@dev",
+        "crw-rw-rw- 1 0 0 195,   1 Nov 23 05:33 /dev/nvidia1",
+        "crw-rw-rw- 1 0 0 195, 255 Nov 23 05:33 /dev/nvidiactl",
+        "garbage line", "@@smi-path", "/usr/bin/nvidia-smi", "@@smi-L 0",
+        "GPU 0: NVIDIA A100-SXM4-40GB (UUID: GPU-11111111-2222-3333-4444-555555555555)",
+        "  MIG 3g.20gb     Device  0: (UUID: MIG-aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee)",
+        "@@env", "NVIDIA_VISIBLE_DEVICES=1", "@@end",
+    ])
+    view = parse_probe_output(text)
+    assert view.gpu_minors == (1,)
+    assert view.mig_uuids == ("MIG-aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee",)
+    assert not parse_probe_output("sh: not found\n").valid
+
+
+@pytest.mark.parametrize(
+    "text, cause, owner",
+    [
+        ('could not select device driver "" with capabilities: [[gpu]]', "no-gpu-device-driver-in-dockerd", "toolkit.installed"),
+        ("Unknown runtime specified nvidia", "runtime-not-registered", "docker.runtime.nvidia"),
+        ("unknown or invalid runtime name: nvidia", "runtime-not-registered", "docker.runtime.nvidia"),
+        (HOOK_CDI, "cdi-mode-hook-invoked-directly", "toolkit.mode"),
+        ("CDI device injection failed: unresolvable CDI devices nvidia.com/gpu=GPU-3e3d", "cdi-spec-missing-or-unreadable", "cdi.devices"),
+        ("cannot set both Count and DeviceIDs on device request", "gpus-device-list-quoting", None),
+        ("... stderr: nvidia-container-cli: device error: 1: unknown device: unknown", "unknown-device", None),
+        ("stderr: nvidia-container-cli: requirement error: unsatisfied condition: cuda>=13.1, please update your driver", "image-requires-newer-driver", None),
+        ("nvidia-container-cli: initialization error: nvml error: driver/library version mismatch: unknown", "driver-library-version-mismatch", "nvml.init"),
+        ("something nobody has seen", "unrecognised", None),
+    ],
+)
+def test_real_error_texts_map_to_causes(text, cause, owner):
+    got = classify(text)
+    assert got.id == cause and got.layer_check == owner
+    assert got.fix.summary
+
+
+def test_strip_envelope_keeps_the_toolkits_words():
+    assert strip_envelope(HOOK_CDI).startswith("Using requested mode 'cdi' invoking the NVIDIA Container Runtime Hook")
+
+
+def _outcome(output=None, error=None, **kw):
+    if error is not None:
+        return {"ok": False, "error": error, "phase": "start", **kw}
+    return {"ok": True, "output": output, "exit_code": 0, **kw}
+
+
+def _report(minors=(), uuids=(), smi=True, uvm=True):
+    lines = ["@@gpudoctor-probe 1", "@@dev"]
+    lines += [f"crw-rw-rw- 1 0 0 195, {m} Jan 1 00:00 /dev/nvidia{m}" for m in minors]
+    if minors:
+        lines.append("crw-rw-rw- 1 0 0 195, 255 Jan 1 00:00 /dev/nvidiactl")
+        if uvm:
+            lines.append("crw-rw-rw- 1 0 0 238, 0 Jan 1 00:00 /dev/nvidia-uvm")
+    lines.append("@@smi-path")
+    if smi and minors:
+        lines += ["/usr/bin/nvidia-smi", "@@smi-L 0"]
+        lines += [f"GPU {i}: NVIDIA H100 80GB HBM3 (UUID: {u})" for i, u in enumerate(uuids)]
+    lines += ["@@env", "@@end"]
+    return "\n".join(lines)
+
+
+def test_judging_each_verdict():
+    (all_spec,) = form("gpus-all").expand(ctx())
+    every = _report(range(4), [g.uuid for g in FOUR])
+    assert judge(all_spec, _outcome(every), FOUR).verdict == WORKS
+
+    three = _report(range(3), [g.uuid for g in FOUR[:3]])
+    j = judge(all_spec, _outcome(three), FOUR)
+    assert j.verdict == MISMATCH and "missing GPU 3" in j.summary
+
+    j = judge(all_spec, _outcome(error='could not select device driver "" with capabilities: [[gpu]]'), FOUR)
+    assert j.verdict == FAILS and j.cause.layer_check == "toolkit.installed"
+
+    j = judge(all_spec, _outcome(_report(range(4), smi=False)), FOUR)
+    assert j.verdict == DEGRADED and "nvidia-smi was not injected" in j.summary
+    assert j.seen_indices == (0, 1, 2, 3)  # identified by device minors without nvidia-smi
+
+    j = judge(all_spec, _outcome(_report(range(4), [g.uuid for g in FOUR], uvm=False)), FOUR)
+    assert j.verdict == DEGRADED and "/dev/nvidia-uvm" in j.summary
+
+    j = judge(all_spec, {"ok": False, "timed_out": True, "error": "the probe did not finish within 60s"}, FOUR)
+    assert j.verdict == NOT_RUN
+
+
+def test_count_one_exposes_gpu_zero_and_baseline_leak_is_a_mismatch():
+    (one,) = form("gpus-count-1").expand(ctx())
+    assert judge(one, _outcome(_report([0], [FOUR[0].uuid])), FOUR).verdict == WORKS
+    (base,) = form("baseline").expand(ctx())
+    assert judge(base, _outcome(_report()), FOUR).verdict == WORKS
+    leak = judge(base, _outcome(_report(range(4), [g.uuid for g in FOUR])), FOUR)
+    assert leak.verdict == MISMATCH and "unexpected GPU 0" in leak.summary
+
+
+def test_count_over_must_be_refused():
+    (over,) = form("gpus-count-over").expand(ctx())
+    refused = judge(over, _outcome(error="stderr: nvidia-container-cli: device error: 4: unknown device: unknown"), FOUR)
+    assert refused.verdict == WORKS
+    accepted = judge(over, _outcome(_report(range(4), [g.uuid for g in FOUR])), FOUR)
+    assert accepted.verdict == MISMATCH
+    other = judge(over, _outcome(error="Unknown runtime specified nvidia"), FOUR)
+    assert other.verdict == FAILS
+
+
+def test_unknown_uuid_is_named():
+    view = parse_probe_output(_report([0], ["GPU-99999999-0000-0000-0000-000000000000"]))
+    indices, unknown, how = seen_gpus(view, FOUR)
+    assert indices == () and unknown == ("GPU-99999999-0000-0000-0000-000000000000",) and how == "nvidia-smi UUIDs"
