@@ -96,7 +96,8 @@ def parse_daemon_json(text: str, path: str, path_source: str) -> DaemonConfig:
     problems = []
     for key, types in EXPECTED_TYPES.items():
         if key in data and not isinstance(data[key], types):
-            problems.append(f'"{key}" must be a {types[0].__name__.replace("dict", "object").replace("str", "string")}, not {json.dumps(data[key])[:60]}')
+            want = {dict: "an object", str: "a string", list: "a list", bool: "true or false"}[types[0]]
+            problems.append(f'"{key}" must be {want}, not {json.dumps(data[key])[:60]}')
     runtimes = data.get("runtimes")
     if isinstance(runtimes, dict):
         for name, spec in runtimes.items():

@@ -1,0 +1,191 @@
+"""The toolkit fact on a host tree (stub binaries that print the real toolkit's `--version` texts, the real
+H100 config.toml) and the toolkit.* checks, including the mode/default-runtime combination seen for real."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from gpudoctor.checks import docker as docker_checks
+from gpudoctor.checks import toolkit as toolkit_checks
+from gpudoctor.facts.docker import DockerFacts, parse_version_info
+from gpudoctor.facts.host import LiveHost
+from gpudoctor.facts.registry import gather
+from gpudoctor.facts.toolkit import parse_config_toml, parse_version
+from gpudoctor.model import Status
+
+H100 = Path(__file__).parent / "fixtures" / "real-h100-docker20-toolkit-cdi"
+BASE = {"endpoint": "unix:///var/run/docker.sock", "endpoint_source": "default", "context": None,
+        "is_local": True, "socket_path": "/var/run/docker.sock"}
+
+# The first line each binary prints for --version (toolkit 1.17.x texts).
+VERSION_TEXT = {
+    "nvidia-ctk": "NVIDIA Container Toolkit CLI version {v}\ncommit: 1a2b3c",
+    "nvidia-container-runtime": "NVIDIA Container Runtime version {v}\ncommit: 1a2b3c\nspec: 1.2.0",
+    "nvidia-container-runtime-hook": "NVIDIA Container Runtime Hook version {v}\ncommit: 1a2b3c",
+    "nvidia-container-cli": "cli-version: {v}\nlib-version: {v}\nbuild date: 2025-06-01",
+    "nvidia-cdi-hook": "NVIDIA CDI Hook version {v}\ncommit: 1a2b3c",
+}
+
+
+def make_tree(root: Path, versions: dict[str, str], config: str | None) -> Path:
+    bin_dir = root / "usr/bin"
+    bin_dir.mkdir(parents=True, exist_ok=True)
+    for name, v in versions.items():
+        script = bin_dir / name
+        script.write_text("#!/bin/sh\ncat <<'EOF'\n" + VERSION_TEXT[name].format(v=v) + "\nEOF\n")
+        script.chmod(0o755)
+    if config is not None:
+        (root / "etc/nvidia-container-runtime").mkdir(parents=True, exist_ok=True)
+        (root / "etc/nvidia-container-runtime/config.toml").write_text(config)
+    (root / "sbin").mkdir(exist_ok=True)
+    return root
+
+
+def toolkit_of(root: Path, monkeypatch):
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    monkeypatch.delenv("NVIDIA_CTK_CONFIG_FILE_PATH", raising=False)
+    facts = gather(LiveHost(str(root)), ["toolkit"])
+    assert not facts.errors, facts.errors
+    return facts.values["toolkit"]
+
+
+def docker_from_capture(**info_changes) -> DockerFacts:
+    info = json.loads((H100 / "docker-info.json").read_text())
+    info.update(info_changes)
+    version = json.loads((H100 / "docker-version.json").read_text())
+    return DockerFacts(reachable=True, **parse_version_info(BASE, version, info))
+
+
+ALL_1178 = {name: "1.17.8" for name in VERSION_TEXT}
+
+
+def test_real_config_toml_parses_with_mode_cdi():
+    cfg, err = parse_config_toml((H100 / "config.toml").read_text())
+    assert err is None
+    assert cfg["nvidia-container-runtime"]["mode"] == "cdi"
+    assert cfg["nvidia-container-cli"]["ldconfig"] == "@/sbin/ldconfig.real"
+
+
+def test_versions_are_read_from_each_binary(tmp_path, monkeypatch):
+    make_tree(tmp_path, ALL_1178, (H100 / "config.toml").read_text())
+    (tmp_path / "sbin/ldconfig.real").write_text("")
+    tk = toolkit_of(tmp_path, monkeypatch)
+    assert tk.installed and tk.versions == ALL_1178
+    assert tk.mode == "cdi" and tk.ldconfig_exists is True and not tk.no_cgroups
+    assert tk.supported_driver_capabilities == ("compat32", "compute", "display", "graphics", "ngx", "utility", "video")
+    assert toolkit_checks.installed.fn(toolkit=tk).status is Status.PASS
+    assert toolkit_checks.versions.fn(toolkit=tk)[0].status is Status.PASS
+    assert toolkit_checks.config.fn(toolkit=tk)[0].status is Status.PASS
+
+
+def test_no_toolkit_is_the_root_cause_named_toolkit_installed(tmp_path, monkeypatch):
+    make_tree(tmp_path, {}, None)
+    tk = toolkit_of(tmp_path, monkeypatch)
+    r = toolkit_checks.installed.fn(toolkit=tk)
+    assert r.status is Status.FAIL and "not installed" in r.summary
+    assert "sudo apt-get install -y nvidia-container-toolkit" in r.fix.commands
+    assert "sudo nvidia-ctk runtime configure --runtime=docker" in r.fix.commands
+
+
+def test_only_ctk_is_an_incomplete_install(tmp_path, monkeypatch):
+    make_tree(tmp_path, {"nvidia-ctk": "1.17.8"}, None)
+    r = toolkit_checks.installed.fn(toolkit=toolkit_of(tmp_path, monkeypatch))
+    assert r.status is Status.FAIL and "incomplete" in r.summary
+
+
+def test_version_skew_and_known_bad_release(tmp_path, monkeypatch):
+    make_tree(tmp_path, {**ALL_1178, "nvidia-container-cli": "1.16.2", "nvidia-ctk": "1.17.7"}, None)
+    results = toolkit_checks.versions.fn(toolkit=toolkit_of(tmp_path, monkeypatch))
+    text = " | ".join(r.summary for r in results)
+    assert "different versions" in text and "nvidia-container-cli 1.16.2" in text
+    assert "1.17.7 is a release with a known regression" in text
+    assert all(r.status is Status.WARN for r in results)
+
+
+def test_binary_without_version_output(tmp_path, monkeypatch):
+    make_tree(tmp_path, ALL_1178, None)
+    (tmp_path / "usr/bin/nvidia-ctk").write_text("#!/bin/sh\necho 'No help topic for version' >&2\nexit 3\n")
+    results = toolkit_checks.versions.fn(toolkit=toolkit_of(tmp_path, monkeypatch))
+    assert any(r.status is Status.WARN and r.subject == "nvidia-ctk" for r in results)
+
+
+@pytest.mark.parametrize(
+    "config, expect",
+    [
+        ('[nvidia-container-cli]\nldconfig = "/sbin/ldconfig"\n', "not host-relative"),
+        ('[nvidia-container-cli]\nldconfig = "@/sbin/ldconfig.real"\n', "does not exist on this host"),
+        ("[nvidia-container-runtime\nmode = 'cdi'\n", "invalid TOML"),
+        ('supported-driver-capabilities = "graphics,display"\n', "lacks compute, utility"),
+    ],
+)
+def test_config_toml_problems(tmp_path, monkeypatch, config, expect):
+    make_tree(tmp_path, ALL_1178, config)
+    results = toolkit_checks.config.fn(toolkit=toolkit_of(tmp_path, monkeypatch))
+    assert any(expect in r.summary for r in results), [r.summary for r in results]
+    assert all(r.fix and r.fix.commands and r.fix.link for r in results if r.status is Status.FAIL)
+
+
+def test_mode_cdi_with_default_runtime_runc_fails_like_the_real_host(tmp_path, monkeypatch):
+    # Seen on the H100 host (observed-request-forms.log): mode cdi + default runc → every --gpus
+    # request without --runtime=nvidia fails with the hook's refusal.
+    log = (H100 / "observed-request-forms.log").read_text()
+    assert docker_checks.HOOK_REFUSAL in log
+    make_tree(tmp_path, ALL_1178, (H100 / "config.toml").read_text())
+    tk = toolkit_of(tmp_path, monkeypatch)
+    r = toolkit_checks.mode.fn(toolkit=tk, docker=docker_from_capture())
+    assert r.status is Status.FAIL and docker_checks.HOOK_REFUSAL in r.summary
+    assert "sudo nvidia-ctk config --in-place --set nvidia-container-runtime.mode=auto" in r.fix.commands
+    assert "sudo nvidia-ctk runtime configure --runtime=docker --set-as-default" in r.fix.commands
+    # ...and with the daemon.json the host used next (default-runtime nvidia), the same mode is fine.
+    fixed = docker_from_capture(DefaultRuntime="nvidia")
+    assert toolkit_checks.mode.fn(toolkit=tk, docker=fixed).status is Status.PASS
+    # With mode cdi the nvidia runtime is the only way in: not having it is a failure, not a warning.
+    no_rt = docker_from_capture(Runtimes={"runc": {"path": "runc"}})
+    from gpudoctor.facts.dockerd_process import DockerdProcess
+
+    r = docker_checks.runtime_nvidia.fn(docker=no_rt, toolkit=tk, dockerd_process=DockerdProcess(False))
+    assert r.status is Status.FAIL and "sudo nvidia-ctk runtime configure --runtime=docker" in r.fix.commands
+
+
+def test_mode_legacy_needs_nvidia_container_cli(tmp_path, monkeypatch):
+    versions = {k: v for k, v in ALL_1178.items() if k != "nvidia-container-cli"}
+    make_tree(tmp_path, versions, '[nvidia-container-runtime]\nmode = "legacy"\n')
+    r = toolkit_checks.mode.fn(toolkit=toolkit_of(tmp_path, monkeypatch), docker=docker_from_capture())
+    assert r.status is Status.FAIL and "nvidia-container-cli" in r.summary
+
+
+def test_mode_auto_and_unknown(tmp_path, monkeypatch):
+    make_tree(tmp_path, ALL_1178, None)
+    assert toolkit_checks.mode.fn(toolkit=toolkit_of(tmp_path, monkeypatch), docker=docker_from_capture()).status is Status.PASS
+    shutil.rmtree(tmp_path / "etc", ignore_errors=True)
+    make_tree(tmp_path, ALL_1178, '[nvidia-container-runtime]\nmode = "turbo"\n')
+    r = toolkit_checks.mode.fn(toolkit=toolkit_of(tmp_path, monkeypatch), docker=docker_from_capture())
+    assert r.status is Status.FAIL and "turbo" in r.summary
+
+
+def test_rootless_daemon_needs_no_cgroups(tmp_path, monkeypatch):
+    make_tree(tmp_path, ALL_1178, None)
+    tk = toolkit_of(tmp_path, monkeypatch)
+    rootless = docker_from_capture(SecurityOptions=["name=seccomp,profile=default", "name=rootless"])
+    results = docker_checks.rootless.fn(docker=rootless, toolkit=tk)
+    assert results[0].status is Status.FAIL
+    assert "sudo nvidia-ctk config --set nvidia-container-cli.no-cgroups --in-place" in results[0].fix.commands
+    assert "systemctl --user restart docker" in results[0].fix.commands
+    os.makedirs(tmp_path / "etc/nvidia-container-runtime", exist_ok=True)
+    (tmp_path / "etc/nvidia-container-runtime/config.toml").write_text("[nvidia-container-cli]\nno-cgroups = true\n")
+    tk = toolkit_of(tmp_path, monkeypatch)
+    assert docker_checks.rootless.fn(docker=rootless, toolkit=tk)[0].status is Status.PASS
+    rootful = docker_from_capture(SecurityOptions=["name=selinux"])
+    statuses = [r.status for r in docker_checks.rootless.fn(docker=rootful, toolkit=tk)]
+    assert statuses == [Status.WARN, Status.WARN]  # no-cgroups on a rootful daemon; SELinux
+
+
+def test_parse_version_variants():
+    assert parse_version("cli-version: 1.17.8\nlib-version: 1.17.8") == "1.17.8"
+    assert parse_version("NVIDIA Container Runtime version 1.18.0-rc.1\ncommit: x") == "1.18.0-rc.1"
+    assert parse_version("garbage") is None
