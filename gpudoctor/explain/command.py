@@ -1,0 +1,207 @@
+"""`gpudoctor explain`: the function the Typer command calls (gpudoctor/cli.py, owned by the lead).
+
+    explain_command(inputs, *, kind, fmt, output, replay, root, use_host, no_color) -> exit code
+    0 = explained, no pitfall; 1 = pitfalls found / the request would fail; 2 = bad input.
+
+This module does the little I/O explain needs (reading a Compose/Python file named on the command
+line, NVML facts through the host interface, writing --output); the parsers and the analysis are
+pure.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Any, Sequence
+
+EXIT_OK, EXIT_PITFALLS, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def explain_command(
+    inputs: list[str],
+    *,
+    kind: str | None,
+    fmt: str,
+    output: str | None,
+    replay: str | None,
+    root: str,
+    use_host: bool,
+    no_color: bool,
+) -> int:
+    from .model import ExplainInputError
+    from .render import InputProblem, to_json, to_text
+
+    items: list[Any] = []
+    host_state: dict[str, Any] = {}
+
+    def host_view() -> Any:
+        if "view" not in host_state:
+            host_state["view"] = _load_host_view(replay=replay, root=root, use_host=use_host)
+        return host_state["view"]
+
+    fmt = (fmt or "text").lower()
+    if fmt not in ("text", "json"):
+        items.append(InputProblem(fmt, None, f"unknown --format {fmt!r}", "text or json"))
+    elif not inputs:
+        items.append(InputProblem("", kind, "nothing to explain", "a --gpus value, a docker run command line, a Docker SDK snippet, a Compose file, an NVIDIA_VISIBLE_DEVICES value or a check id"))
+    else:
+        try:
+            forced = _normalize_kind(kind)
+        except ExplainInputError as e:
+            items.append(InputProblem(kind or "", kind, e.message, e.expected))
+        else:
+            for text, argv, k in _split_inputs(inputs, forced):
+                items.extend(explain_one(text, kind=k, argv=argv, host_view=host_view))
+
+    code = max((_exit(i) for i in items), default=EXIT_BAD_INPUT)
+    if fmt == "json":
+        rendered = to_json(items, code)
+    else:
+        color = not no_color and output is None and not os.environ.get("NO_COLOR") and sys.stdout.isatty()
+        rendered = to_text(items, color=color)
+    if output:
+        with open(output, "w", encoding="utf-8") as f:
+            f.write(rendered)
+    else:
+        sys.stdout.write(rendered)
+        sys.stdout.flush()
+    return code
+
+
+def _normalize_kind(kind: str | None) -> str | None:
+    from .detect import normalize_kind
+
+    return normalize_kind(kind)
+
+
+def _exit(item: Any) -> int:
+    from .checkinfo import CheckDoc
+    from .render import InputProblem
+
+    if isinstance(item, InputProblem):
+        return EXIT_BAD_INPUT
+    if isinstance(item, CheckDoc):
+        return EXIT_OK
+    return item.exit_code
+
+
+def _split_inputs(inputs: Sequence[str], forced: str | None) -> list[tuple[str, list[str] | None, str | None]]:
+    """Several words that form one command line (the shell already split it) stay together."""
+    from .cmdline import looks_like_cmdline
+
+    if len(inputs) > 1 and (forced == "cmdline" or (forced is None and looks_like_cmdline(list(inputs)))):
+        return [(" ".join(inputs), list(inputs), "cmdline")]
+    return [(text, None, forced) for text in inputs]
+
+
+def explain_one(text: str, *, kind: str | None, argv: list[str] | None = None, host_view: Any = lambda: None) -> list[Any]:
+    """One input → explanations (a Compose file gives one per GPU service) or one InputProblem."""
+    from .analysis import analyze
+    from .detect import detect_kind
+    from .model import ExplainInputError
+    from .render import InputProblem
+
+    is_file = kind not in ("gpus", "env", "check", "cmdline") and argv is None and _is_file(text)
+    k = kind or detect_kind(text, is_file=is_file)
+    try:
+        if k == "check":
+            return [_explain_check(text)]
+        source = text
+        body = text
+        if is_file and k in ("compose", "sdk"):
+            try:
+                with open(text, encoding="utf-8") as f:
+                    body = f.read()
+            except (OSError, UnicodeDecodeError) as e:
+                raise ExplainInputError(f"cannot read {text}: {e}", "a readable Compose YAML or Python file") from None
+        requests = _parse(k, body, argv=argv, source=source)
+        view = host_view()
+        return [analyze(r, view, text) for r in requests]
+    except ExplainInputError as e:
+        return [InputProblem(text, k, e.message, e.expected)]
+
+
+def _is_file(text: str) -> bool:
+    if "\n" in text or len(text) > 4096:
+        return False
+    try:
+        return os.path.isfile(text)
+    except (OSError, ValueError):
+        return False
+
+
+def _parse(k: str, body: str, *, argv: list[str] | None, source: str) -> list[Any]:
+    from .model import GpuRequest
+
+    if k == "gpus":
+        from .gpus_flag import parse_gpus_value
+
+        value = body
+        for prefix in ("--gpus=", "--gpus "):
+            if value.startswith(prefix):
+                value = value[len(prefix):]
+        p = parse_gpus_value(value)
+        return [GpuRequest(kind="gpus", label=f"--gpus {value}", device_requests=(p.request,) if p.request else (),
+                           hints={"gpus_values": (value,), "gpus_parses": (p,)})]
+    if k == "cmdline":
+        from .cmdline import parse_cmdline
+
+        return parse_cmdline(text=None if argv is not None else body, argv=argv)
+    if k == "sdk":
+        from .sdk import parse_sdk
+
+        return [parse_sdk(body)]
+    if k == "compose":
+        from .compose import parse_compose
+
+        found = parse_compose(body, source=source if source != body else "<inline>")
+        gpu = [r for r in found if r.hints.get("has_gpu_keys") or r.runtime or r.env_value("NVIDIA_VISIBLE_DEVICES") is not None]
+        return gpu or found[:1]
+    if k == "env":
+        from .visible_devices import ENV_NAME, strip_env_prefix
+
+        value = strip_env_prefix(body)
+        return [GpuRequest(kind="env", label=f"{ENV_NAME}={value}", env=((ENV_NAME, value),), hints={"standalone": True})]
+    from .model import ExplainInputError
+
+    raise ExplainInputError(f"cannot explain kind {k!r}")
+
+
+def _explain_check(text: str) -> Any:
+    from .checkinfo import describe, suggestions
+    from .render import InputProblem
+
+    wanted = text.strip()
+    try:
+        from ..engine import all_checks
+
+        checks = all_checks()
+    except Exception as e:  # a half-written check module must not crash explain
+        return InputProblem(wanted, "check", f"could not load the checks: {type(e).__name__}: {e}")
+    for c in checks:
+        if c.id == wanted:
+            return describe(c.info)
+    known = [c.id for c in checks]
+    return InputProblem(wanted, "check", f"no check with id {wanted!r} ({len(known)} checks known)", "a check id from `gpudoctor list`", tuple(suggestions(wanted, known)))
+
+
+def _load_host_view(*, replay: str | None, root: str, use_host: bool) -> Any:
+    """This host's GPUs from the `nvml` fact (live or from a bundle); None = general terms."""
+    if not replay and not use_host:
+        return None
+    from ..facts.registry import gather
+    from .analysis import host_view_from_nvml
+
+    try:
+        if replay:
+            from ..facts.host import ReplayHost
+
+            host: Any = ReplayHost.load(replay)
+        else:
+            from ..facts.host import LiveHost
+
+            host = LiveHost(root)
+        facts = gather(host, ["nvml"])
+    except Exception:  # an unreadable bundle or a broken host: explain in general terms
+        return None
+    return host_view_from_nvml(facts.values.get("nvml"))
