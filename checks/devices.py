@@ -51,6 +51,9 @@ CONTROL_FIX = Fix(
 )
 
 
+_KIND_WORDS = {"file": "regular file", "dir": "directory", "block": "block device", "fifo": "named pipe", "socket": "socket"}
+
+
 def _node_problem(node: DeviceNode, major: int | None, minor: int, create: tuple[str, ...]) -> Result | None:
     """A failing Result when `node` is not the character device major:minor, else None."""
     if node.problem and node.kind != "link":
@@ -59,8 +62,7 @@ def _node_problem(node: DeviceNode, major: int | None, minor: int, create: tuple
         return failed(f"{node.problem or node.path + ' is a symlink'}", _recreate_fix(node.path, create), subject=node.path)
     if not node.is_char:
         return failed(
-            f"{node.path} is a {'directory' if node.kind == 'dir' else (node.kind or 'strange') + ' file'}, "
-            "not a character device",
+            f"{node.path} is a {_KIND_WORDS.get(node.kind or '', 'strange file')}, not a character device",
             _recreate_fix(node.path, create),
             subject=node.path,
             evidence={"kind": node.kind},
