@@ -37,6 +37,8 @@ NVIDIA_DRIVER_CAPS = ("compute", "compat32", "graphics", "utility", "video", "di
 E_BOTH = "cannot set both Count and DeviceIDs on device request"
 DAEMON_START = "dockerd (container start, HTTP 500)"
 DAEMON_CREATE = "dockerd (container create, HTTP 400)"
+# JSON decoding errors of the create body come back as 500 on Docker 20.10 (seen with tests/test_explain_docker.py).
+DAEMON_DECODE = "dockerd (container create, HTTP 500)"
 HOOK = "nvidia-container-cli via the prestart hook (container start)"
 # Seen on the real H100 host (shared/fixtures/real-h100-docker20-toolkit-cdi/observed-request-forms.log).
 E_HOOK_CDI_MODE = (
@@ -385,12 +387,12 @@ def _device_request(ctx: _Ctx, dr: DeviceRequest) -> None:
         ctx.add(pitfall("request.capabilities-flat", "fail", "capabilities is a flat list; the API wants a list of lists",
             "Capabilities is an OR-list of AND-lists ([[\"gpu\"]]). A flat [\"gpu\"] does not decode into [][]string, so the "
             "daemon rejects the create call.",
-            (ErrorText("json: cannot unmarshal string into Go struct field DeviceRequest.HostConfig.DeviceRequests.Capabilities of type []string", DAEMON_CREATE, "Docker 20.10"),),
+            (ErrorText("json: cannot unmarshal string into Go struct field DeviceRequest.HostConfig.DeviceRequests.Capabilities of type []string", DAEMON_DECODE, "Docker 20.10"),),
             subject))
     if any(not isinstance(i, str) for i in ids) and req.kind != "compose":
         ctx.add(pitfall("request.device-ids-not-strings", "fail", "device_ids holds numbers; the API wants strings",
             "DeviceIDs is []string; numbers do not decode, so the daemon rejects the create call. Write device_ids=[\"0\", \"1\"].",
-            (ErrorText("json: cannot unmarshal number into Go struct field DeviceRequest.HostConfig.DeviceRequests.DeviceIDs of type string", DAEMON_CREATE, "Docker 20.10"),),
+            (ErrorText("json: cannot unmarshal number into Go struct field DeviceRequest.HostConfig.DeviceRequests.DeviceIDs of type string", DAEMON_DECODE, "Docker 20.10"),),
             subject))
     count = dr.count
     if "count" in dr.unknown:
