@@ -383,3 +383,20 @@ def test_gpu_the_driver_did_not_probe(real):
     assert r.status.value == "fail" and BDF in r.summary
     assert "sudo dmesg | grep -E 'NVRM|nvidia'" in r.fix.commands
     assert outcome(report, "nvml.gpus").blocked_by == "kernel.gpus.known"
+
+
+def test_cli_reads_the_host_under_root(real):
+    """`gpudoctor check --root <tree>` judges the tree's PCI, kernel and /dev (NVML is this machine's own)."""
+    from tests.support.cli import run_cli
+
+    root, _ = real
+    args = ["check", "--root", str(root), "--format", "json"]
+    for layer in ("platform", "pci", "kernel", "devices", "nvml"):
+        args += ["--only", layer]
+    proc = run_cli(args)
+    data = json.loads(proc.stdout)
+    below_nvml = {c["id"]: c["status"] for c in data["checks"] if not c["id"].startswith("nvml.")}
+    assert below_nvml["pci.gpu.present"] == "pass" and below_nvml["devices.control-nodes"] == "pass"
+    assert set(below_nvml.values()) <= {"pass", "skip"}, below_nvml
+    # Here NVML has no library (CPU-only machine): the verdict blames NVML, not a lower layer.
+    assert data["verdict"]["ready"] or data["verdict"]["root_cause"].startswith("nvml.")
