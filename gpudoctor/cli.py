@@ -253,7 +253,11 @@ def explain(
     raise typer.Exit(code)
 
 
-_COMMANDS = ("check", "facts", "list", "explain")
+def _remove_probes() -> None:
+    """Remove probe containers still running (only if the probe runner was ever imported)."""
+    runner = sys.modules.get("gpudoctor.probes.runner")
+    if runner is not None:
+        runner.remove_live()
 
 
 def _default_to_check(argv: list[str]) -> list[str]:
@@ -270,13 +274,20 @@ def main() -> None:
     """Console-script entry point. Click maps usage errors to exit 2; anything unexpected is exit 3,
     printed as one line, never a traceback."""
     argv = _default_to_check(sys.argv[1:])
+    # SIGTERM (CI timeouts, `timeout`, systemd) exits through Python so that atexit removes any
+    # probe container still running (gpudoctor/probes/runner.py); Ctrl-C does the same.
+    import signal
+
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         app(args=argv, prog_name="gpudoctor")
-    except SystemExit:
-        raise
     except KeyboardInterrupt:
-        typer.echo("gpudoctor: interrupted", err=True)
+        typer.echo("gpudoctor: interrupted; removing probe containers", err=True)
+        _remove_probes()
         sys.exit(130)
+    except SystemExit:
+        _remove_probes()
+        raise
     except Exception as e:
         typer.echo(f"gpudoctor: internal error: {type(e).__name__}: {e}", err=True)
         sys.exit(EXIT_INTERNAL)

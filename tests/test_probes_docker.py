@@ -11,6 +11,9 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
+import subprocess
+import sys
 import tarfile
 import time
 
@@ -109,13 +112,13 @@ def test_sweep_removes_leftovers_of_a_dead_run(docker_host):
     docker_host.docker("rm", "-f", "gpudoctor-test-alive", check=True)
 
 
-def test_hanging_probe_times_out_and_is_removed(docker_host):
-    """An image whose nvidia-smi hangs (as it does on a GPU that fell off the bus): the probe gives up
-    at its timeout and the container is removed."""
+@pytest.fixture(scope="module")
+def hanging_image(daemon):
+    """An image whose nvidia-smi hangs (as it does on a GPU that fell off the bus)."""
+    from tests.support.dockerd import find_busybox
+
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
-        from tests.support.dockerd import find_busybox
-
         tar.add(find_busybox(), arcname="bin/busybox")
         for applet in ("sh", "sleep", "head", "grep", "env", "sed", "ls"):
             link = tarfile.TarInfo(f"bin/{applet}")
@@ -125,12 +128,32 @@ def test_hanging_probe_times_out_and_is_removed(docker_host):
         info = tarfile.TarInfo("usr/bin/nvidia-smi")
         info.size, info.mode = len(script), 0o755
         tar.addfile(info, io.BytesIO(script))
-    docker_host.docker("import", "-", "probe:hangs", input=buf.getvalue(), check=True)
+    daemon.docker("import", "-", "probe:hangs", input=buf.getvalue(), check=True)
+    return "probe:hangs"
+
+
+def test_hanging_probe_times_out_and_is_removed(docker_host, hanging_image):
     spec = _spec("baseline")
     started = time.monotonic()
-    out = runner.run_probe(spec.key, spec.form_id, "probe:hangs", spec.create_args(), timeout_s=2)
+    out = runner.run_probe(spec.key, spec.form_id, hanging_image, spec.create_args(), timeout_s=2)
     assert out["timed_out"] and not out["ok"]
     assert time.monotonic() - started < 20
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_interrupted_check_removes_its_probes(daemon, hanging_image, sig):
+    """Ctrl-C (or a CI timeout's SIGTERM) while a probe hangs: gpudoctor exits and removes it."""
+    env = {**os.environ, "DOCKER_HOST": daemon.url}
+    proc = subprocess.Popen([sys.executable, "-m", "gpudoctor", "check", "--image", hanging_image, "--only",
+                             "containers"], env=env, cwd="/", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and not daemon.containers(all=False):
+        time.sleep(0.2)
+    assert daemon.containers(all=False), "the probe never started"
+    proc.send_signal(sig)
+    proc.communicate(timeout=30)
+    assert proc.returncode != 0
+    assert daemon.containers() == []
 
 
 def test_dead_daemon_is_a_host_call_error(dockerd_factory, monkeypatch):

@@ -8,13 +8,16 @@ through `ctx.host.call("probe.*")` so that support bundles replay them.
 from __future__ import annotations
 
 import time
-from concurrent.futures import ThreadPoolExecutor
+import threading
 from dataclasses import dataclass, field
-from typing import Any, Mapping
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from ..probes.forms import FormContext, HostGpu, ProbeSpec, select_forms
 from .host import HostCallError
 from .registry import FactContext, FactMissing, fact
+
+T = TypeVar("T")
+R = TypeVar("R")
 
 PROBE_TIMEOUT_S = 60.0
 MAX_CONCURRENT_PROBES = 6
@@ -52,6 +55,25 @@ def host_gpus(nvml: Any) -> tuple[HostGpu, ...]:
     return tuple(
         HostGpu(g.index, g.uuid, g.minor, g.name, tuple(m.uuid for m in g.mig_devices if m.uuid)) for g in nvml.gpus
     )
+
+
+def _run_bounded(fn: Callable[[T], R], items: Sequence[T], limit: int) -> list[R]:
+    """fn over items, at most `limit` at once, in daemon threads: unlike a ThreadPoolExecutor's
+    workers, they never hold up interpreter exit on Ctrl-C while a probe hangs (the atexit hook in
+    probes/runner.py then removes the containers)."""
+    gate = threading.BoundedSemaphore(max(1, limit))
+    results: list[Any] = [None] * len(items)
+
+    def work(i: int, item: T) -> None:
+        with gate:
+            results[i] = fn(item)
+
+    threads = [threading.Thread(target=work, args=(i, it), daemon=True, name="probe") for i, it in enumerate(items)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    return results
 
 
 @fact("probes", timeout_s=240)
@@ -124,11 +146,10 @@ def probes_fact(ctx: FactContext) -> ProbeFacts:
             return spec.key, {"key": spec.key, "ok": False, "phase": "daemon", "error": e.message,
                               "daemon_error": True, "timings": {}}
 
-    with ThreadPoolExecutor(max_workers=max(1, min(MAX_CONCURRENT_PROBES, len(specs)))) as pool:
-        for key, outcome in pool.map(run_one, specs):
-            outcomes[key] = outcome
-            if outcome.get("daemon_error"):
-                daemon_error = str(outcome.get("error"))
+    for key, outcome in _run_bounded(run_one, specs, MAX_CONCURRENT_PROBES):
+        outcomes[key] = outcome
+        if outcome.get("daemon_error"):
+            daemon_error = str(outcome.get("error"))
     return ProbeFacts(
         True, None, image_info=image_info, specs=tuple(specs), outcomes=outcomes, swept=swept,
         daemon_error=daemon_error, wall_s=time.monotonic() - started, **common,
