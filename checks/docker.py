@@ -36,6 +36,7 @@ CGROUP_DOC = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/
 # Modes in which nvidia-container-runtime-hook refuses to run (toolkit cmd/nvidia-container-runtime-hook/
 # hook_config.go assertModeIsLegacy): `--gpus` without `--runtime=nvidia` then fails.
 NON_LEGACY_MODES = ("cdi", "jit-cdi", "csv")
+START_SLACK_S = 1.5
 HOOK_REFUSAL = (
     "invoking the NVIDIA Container Runtime Hook directly (e.g. specifying the docker --gpus flag) is not supported"
 )
@@ -559,7 +560,8 @@ def gpu_driver(docker: DockerFacts, dockerd_process: DockerdProcess, toolkit: To
             evidence={**ev, "dockerd_path": dockerd_process.path_env},
         )
     start = dockerd_process.start_time
-    late = [h for h in seen if start is not None and h.changed_at is not None and h.changed_at > start]
+    # /proc/stat's btime is whole seconds, so the computed start can be up to 1 s early: allow that much.
+    late = [h for h in seen if start is not None and h.changed_at is not None and h.changed_at > start + START_SLACK_S]
     if late and len(late) == len(seen):
         h = late[0]
         return failed(
