@@ -4,7 +4,7 @@ Where the daemon is (docs/docker-gpu-internals.md §5.5): `DOCKER_HOST` (+ `DOCK
 `DOCKER_CERT_PATH`) wins; otherwise the docker CLI's context — `DOCKER_CONTEXT`, then
 `currentContext` in `$DOCKER_CONFIG/config.json` (default `~/.docker/config.json`) — and finally
 `unix:///var/run/docker.sock`. docker-py ≤ 7.1 ignores contexts in `from_env()`, so we resolve them
-ourselves with `docker.context.ContextAPI`.
+ourselves (the CLI's contexts/meta/<sha256(name)>/meta.json layout).
 
 Everything here touches the machine, so facts call it only inside `ctx.host.call(..., produce)`:
 a failure is raised as `HostCallError(kind, message)` and so recorded/replayed like any answer.
@@ -105,20 +105,46 @@ def resolve_endpoint() -> Endpoint:
     name, source = _current_context_name()
     if name == "default":
         return Endpoint(DEFAULT_HOST, source, "default" if source != "default" else None, tls_verify, cert_path)
-    from docker.context import ContextAPI
-
-    try:
-        ctx = ContextAPI.get_context(name)
-    except Exception as e:  # a broken meta.json raises odd things; it is still "the context is broken"
-        raise HostCallError("context", f"docker context {name!r} cannot be loaded: {e}", {"context": name}) from None
-    if ctx is None or not ctx.Host:
+    meta = _load_context_meta(name)
+    if meta is None:
         raise HostCallError(
             "context",
             f"docker context {name!r} (from {source}) does not exist or has no docker endpoint",
             {"context": name},
         )
-    tls = ctx.TLSConfig
-    return Endpoint(ctx.Host, source, name, bool(tls and getattr(tls, "verify", False)), None)
+    host, skip_verify = meta
+    tls_dir = _context_tls_dir(name)
+    return Endpoint(host, source, name, os.path.isdir(tls_dir) and not skip_verify, None)
+
+
+def _context_id(name: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(name.encode()).hexdigest()
+
+
+def _context_tls_dir(name: str) -> str:
+    return os.path.join(_docker_config_dir(), "contexts", "tls", _context_id(name), "docker")
+
+
+def _load_context_meta(name: str) -> tuple[str, bool] | None:
+    """(host, skip_tls_verify) from `$DOCKER_CONFIG/contexts/meta/<sha256(name)>/meta.json`.
+
+    Read directly: docker-py ≤ 7.1 looks for contexts next to config.json and finds none when
+    config.json does not exist (docker/context/config.py get_context_dir).
+    """
+    path = os.path.join(_docker_config_dir(), "contexts", "meta", _context_id(name), "meta.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            meta = json.load(f)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError) as e:
+        raise HostCallError("context", f"docker context {name!r}: cannot read {path}: {e}", {"context": name}) from None
+    endpoint = (meta.get("Endpoints") or {}).get("docker") if isinstance(meta, dict) else None
+    if not isinstance(endpoint, dict) or not endpoint.get("Host"):
+        return None
+    return str(endpoint["Host"]), bool(endpoint.get("SkipTLSVerify"))
 
 
 _CACHE: dict[tuple[Any, ...], Any] = {}
@@ -161,7 +187,6 @@ def open_client(timeout_s: float = 10.0) -> Any:
 
 def _build_client(endpoint: Endpoint, timeout_s: float) -> Any:
     import docker
-    from docker.context import ContextAPI
 
     kwargs: dict[str, Any] = {"base_url": endpoint.host, "version": "auto", "timeout": timeout_s}
     if endpoint.source == "DOCKER_HOST":
@@ -172,9 +197,14 @@ def _build_client(endpoint: Endpoint, timeout_s: float) -> Any:
         if "tls" in env_kwargs:
             kwargs["tls"] = env_kwargs["tls"]
     elif endpoint.context:
-        ctx = ContextAPI.get_context(endpoint.context)
-        if ctx is not None and ctx.TLSConfig:
-            kwargs["tls"] = ctx.TLSConfig
+        tls_dir = _context_tls_dir(endpoint.context)
+        files = {n: os.path.join(tls_dir, n) for n in ("ca.pem", "cert.pem", "key.pem")}
+        present = {n: p for n, p in files.items() if os.path.isfile(p)}
+        if present:
+            from docker.tls import TLSConfig
+
+            cert = (present["cert.pem"], present["key.pem"]) if "cert.pem" in present and "key.pem" in present else None
+            kwargs["tls"] = TLSConfig(client_cert=cert, ca_cert=present.get("ca.pem"), verify=endpoint.tls_verify)
     if endpoint.scheme == "ssh":
         # docker-py's ssh transport needs paramiko even with use_ssh_client (docker/transport/__init__.py).
         try:
