@@ -149,7 +149,7 @@ GPUS_VALUES = [
     "device=GPU-3e3d6e36-006a-9d2c-d5b7-1a7a25973821", '"device=nvidia.com/gpu=0"', '"capabilities=compute,utility"',
     "driver=nvidia", "all,driver=nvidia", "options=a=b", '"options=a=b,c=d"',
     'driver=nvidia,"capabilities=compute,utility",count=1', "all,1", "count=2,1", "capabilities=all", "device=",
-    "driver=cdi", "device=0:1",
+    "driver=cdi", "device=0:1", "device=0,1,2",
     # rejected by the CLI
     "foo", "count=foo", "bogus=1", "count=1,count=2", "1,count=2", "", "capabilities=compute,utility",
     "device=0, capabilities=compute,utility", "device=0,capabilities=compute,utility", 'a"b', '"device=0,1', '"device=0"x',

@@ -427,10 +427,11 @@ def _device_request(ctx: _Ctx, dr: DeviceRequest) -> None:
                         f"toolkit then injects only those driver parts, so {' and '.join(what[m] for m in missing)} will be missing "
                         "inside the container.", (), subject))
     # Count vs DeviceIDs (moby errConflictCountDeviceIDs).
-    if _is_int(count) and count != 0 and ids and not ctx.has("gpus.unquoted-device-list") and not ctx.has("compose.count-and-device-ids"):
-        ctx.add(pitfall("request.count-and-device-ids", "fail", "both Count and DeviceIDs are set",
-            "A request names either a number of GPUs or the GPUs themselves. Leave count at 0 (the default) when you pass device_ids.",
-            (ErrorText(E_BOTH, DAEMON_START, "19.03+, when the NVIDIA device driver is registered"),), subject))
+    if _is_int(count) and count != 0 and ids and not ctx.has("gpus.unquoted-device-list"):
+        if not ctx.has("compose.count-and-device-ids"):
+            ctx.add(pitfall("request.count-and-device-ids", "fail", "both Count and DeviceIDs are set",
+                "A request names either a number of GPUs or the GPUs themselves. Leave count at 0 (the default) when you pass device_ids.",
+                (ErrorText(E_BOTH, DAEMON_START, "19.03+, when the NVIDIA device driver is registered"),), subject))
         ctx.intents.append(_intent_like(ctx, dr, force_devices=True))
     if _is_int(count) and count == 0 and not ids and "device_ids" not in dr.unknown:
         ctx.add(pitfall("request.count-zero", "fail", "count 0 with no device IDs asks for no GPU — or, on old Docker, for the image's choice",
@@ -542,7 +543,7 @@ def _request_level(ctx: _Ctx) -> None:
     if env_vd is not None and req.kind != "env" and parse_visible_devices(env_vd).all_mixed:
         ctx.add(pitfall("env.all-wins", "warn", f"`all` in {ENV_NAME}={env_vd} wins over the other entries",
             "The toolkit gives every GPU when `all` appears anywhere in the list.", (), req.label))
-    if len(hook) > 1:
+    if len(hook) > 1 and not ctx.has("compose.split-device-item"):
         ctx.add(pitfall("gpus.repeated-flag", "warn", "several GPU requests: only the last one counts on the hook path",
             "Each request appends another NVIDIA_VISIBLE_DEVICES=… and the toolkit keeps the last. List all devices in one "
             "request: --gpus '\"device=0,1\"'.", (), req.label))
@@ -809,7 +810,9 @@ def _default_intents(ctx: _Ctx) -> list[Intent]:
     if vd is not None:
         p = parse_visible_devices(vd)
         intents = [_intent_from_visible(ctx, p)]
-        if req.kind == "env":
+        if req.runtime == "nvidia":  # a working env-style request: spell it as it is first
+            intents.insert(0, _base_intent(ctx, f"the same request ({ENV_NAME}={vd} through the nvidia runtime)", "env", env=req.env))
+        elif req.kind == "env":
             intents.append(_base_intent(ctx, f"the same through the NVIDIA runtime ({ENV_NAME}={vd})", "env", runtime="nvidia", env=((ENV_NAME, vd),)))
         return intents
     return [_base_intent(ctx, "all GPUs", "all")]
