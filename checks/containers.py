@@ -276,7 +276,7 @@ def _cuda_text(v: int) -> str:
 
 
 @check("containers.summary", "At least one GPU request form works", layer=Layer.CONTAINERS, needs=("probes",),
-       after=("docker.reachable",))
+       after=HOST_LAYERS)
 def summary(probes: ProbeFacts) -> Result:
     """Which request forms work on this host, and which one to use.
 
