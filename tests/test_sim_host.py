@@ -185,3 +185,17 @@ def test_cdi_spec_dict_lists_control_nodes_once():
     spec = cdi_spec(SimHost.standard(1))
     paths = [n["path"] for n in spec["containerEdits"]["deviceNodes"]]
     assert paths == ["/dev/nvidia-uvm", "/dev/nvidia-uvm-tools", "/dev/nvidiactl"]
+
+
+def test_a_lost_gpu_shows_in_nvidia_smi_and_breaks_the_hook(tmp_path):
+    host = SimHost.standard(2).with_gpu(1, handle_error=15)
+    build_tree(tmp_path, host)
+    out = _smi(tmp_path, "-L")
+    assert out.returncode == 15
+    assert out.stdout.splitlines()[1] == "Unable to determine the device handle for GPU 0000:2A:00.0: GPU is lost. Reboot the system to recover this GPU"
+    install_toolkit(tmp_path, host, ToolkitSpec(), "/usr/sbin/runc")
+    sim = standin.Sim.from_root(tmp_path)
+    spec = {"process": {"env": ["NVIDIA_VISIBLE_DEVICES=all"]}}
+    with pytest.raises(standin.HookError, match="detection error: nvml error: unknown error"):
+        standin.driver_plan(sim, spec)
+    assert standin.driver_plan(sim, {"process": {"env": ["NVIDIA_VISIBLE_DEVICES=0"]}}) is not None

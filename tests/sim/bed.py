@@ -43,9 +43,11 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
+import time
 from pathlib import Path
 from typing import Any, Mapping, Sequence
 
@@ -93,14 +95,21 @@ class SimDockerd(PrivateDockerd):
 
     def __init__(self, sim_root: Path, config: Mapping[str, Any], path_prepend: Sequence[str | Path]) -> None:
         self.sim_root = Path(sim_root)
+        self.started_at: float | None = None
         # workdir None: a short dir under /tmp (unix socket paths are limited to 108 bytes).
         super().__init__(None, config, path_prepend=path_prepend)
+        # containerd namespaces must match ^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$; a mkdtemp suffix
+        # such as "_4c8_6t5" would make "gpd-_4c8_6t5", which containerd rejects.
+        self.namespace = "gpd-" + re.sub(r"[^A-Za-z0-9]", "x", self.workdir.name.replace("gpd-dockerd-", ""))[-12:]
 
     @property
     def config_path(self) -> Path:  # type: ignore[override]
         return self.sim_root / "etc/docker/daemon.json"
 
     def start(self, timeout: float = 30) -> SimDockerd:
+        if self.running:
+            return self
+        self.started_at = time.time()
         super().start(timeout)
         if self.pid is not None:
             write_dockerd_proc(self.sim_root, self.pid, socket=str(self.socket))
@@ -110,7 +119,14 @@ class SimDockerd(PrivateDockerd):
 class SimBed:
     """One simulated host (tree + fake NVML + stand-in toolkit) and its private dockerd."""
 
-    def __init__(self, workdir: Path, host: SimHost, toolkit: ToolkitSpec | None, daemon_config: Mapping[str, Any]) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        host: SimHost,
+        toolkit: ToolkitSpec | None,
+        daemon_config: Mapping[str, Any],
+        host_changes: Mapping[str, Any] | None = None,
+    ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         self.host = host
@@ -118,7 +134,7 @@ class SimBed:
         self.root = self.workdir / "root"
         self.shim_dir = self.workdir / "shim"
         self.real_runc = find_real_runc(exclude=[self.shim_dir])
-        build_tree(self.root, host)
+        build_tree(self.root, host, host_changes=host_changes)
         if toolkit is not None:
             install_toolkit(self.root, host, toolkit, self.real_runc)
         write_runc_shim(self.shim_dir, self.real_runc)
@@ -134,10 +150,12 @@ class SimBed:
         toolkit: ToolkitSpec | None = None,
         daemon_config: Mapping[str, Any] | None = None,
         *,
+        host_changes: Mapping[str, Any] | None = None,
         start: bool = True,
         image: bool = True,
     ) -> SimBed:
-        bed = cls(Path(workdir), host, toolkit, dict(daemon_config or {}))
+        """`host_changes`: tests/support/hosttree.py HostSpec fields for host-layer breakage."""
+        bed = cls(Path(workdir), host, toolkit, dict(daemon_config or {}), host_changes)
         if start:
             try:
                 bed.start(image=image)

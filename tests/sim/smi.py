@@ -13,7 +13,8 @@ Answers (formats of the real tool, tests/fixtures/real-h100-host/nvidia-smi-*.tx
   --query-gpu=F,… --format=csv[,noheader][,nounits]
       fields: index uuid name pci.bus_id driver_version memory.total mig.mode.current
               compute_mode persistence_mode
-No GPU visible: "No devices were found", exit 6. NVML init error on the host: the real failure
+No GPU visible: "No devices were found", exit 6. A lost GPU (handle error 15): "Unable to determine the
+device handle for GPU …: GPU is lost. Reboot the system to recover this GPU", exit 15. NVML init error on the host: the real failure
 text ("NVIDIA-SMI has failed because it couldn't communicate with the NVIDIA driver…"), exit 9.
 Anything else: a message naming the simulation, exit 2.
 """
@@ -75,9 +76,13 @@ for f in $(echo "$query" | tr ',' ' '); do
   esac
 done
 visible() { [ -n "$root" ] || [ -e "$root/dev/nvidia-caps/nvidia-cap$1" ]; }
-out=$(n=0; gpus | while IFS='|' read -r minor uuid name bus mem mig; do
+out=$(n=0; gpus | while IFS='|' read -r minor uuid name bus mem mig lost; do
   [ -n "$minor" ] || continue
   [ -e "$root/dev/nvidia$minor" ] || continue
+  if [ "$lost" = 1 ]; then
+    echo "Unable to determine the device handle for GPU ${bus#0000}: GPU is lost. Reboot the system to recover this GPU"
+    continue
+  fi
   if [ "$list" = 1 ]; then
     echo "GPU $n: $name (UUID: $uuid)"
     migs | while IFS='|' read -r pminor midx profile muuid capminor; do
@@ -108,12 +113,13 @@ done)
 if [ -z "$out" ]; then echo "No devices were found"; exit 6; fi
 if [ "$list" = 0 ] && [ "$noheader" = 0 ]; then echo "$query" | sed 's/,/, /g'; fi
 printf '%s\n' "$out"
+case "$out" in *"GPU is lost"*) exit 15 ;; esac
 """
 
 
 def render(host: SimHost) -> str:
     gpus = "\n".join(
-        f"{g.minor}|{g.uuid}|{g.name}|{g.pci_bus_id}|{g.memory_total // (1 << 20)}|{'Enabled' if g.mig_current else 'Disabled'}"
+        f"{g.minor}|{g.uuid}|{g.name}|{g.pci_bus_id}|{g.memory_total // (1 << 20)}|{'Enabled' if g.mig_current else 'Disabled'}|{1 if g.handle_error == 15 else 0}"
         for g in host.gpus
     )
     migs = "\n".join(f"{g.minor}|{m.index}|{m.profile}|{m.uuid}|{m.ci_cap_minor}" for g, m in host.mig_devices)

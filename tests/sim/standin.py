@@ -316,6 +316,9 @@ def driver_plan(sim: Sim, spec: dict[str, Any], *, cdi_names: str | None = None)
             CDI_MODIFY_PREFIX + "failed to inject CDI devices: unresolvable CDI devices "
             + ", ".join(f"{cdi_names}={i}" for i in bad)
         ) from None
+    if any(g.handle_error for g in gpus) or any(g.handle_error for g, _ in migs):
+        # failure-modes.md #3: a GPU that fell off the bus breaks enumeration in the container hook.
+        raise HookError("detection error: nvml error: unknown error")
     nodes: list[Node] = list(sim.control_nodes())
     for g in gpus:
         nodes.append(sim.gpu_node(g))

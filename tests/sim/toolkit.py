@@ -97,6 +97,8 @@ class ToolkitSpec:
     version:   what the stand-ins report (`auto` means jit-cdi from 1.18.0, legacy before)
     cdi:       None (no spec), "index" (nvidia-ctk's default names), "index+uuid", or "stale"
                (index names, generated for `stale_driver`)
+    cdi_host:  generate the spec for this layout instead of the host's (e.g. before a GPU was
+               added: `host.without_gpu(3)`) — a spec that no longer matches the devices
     binaries:  which binaries exist (all by default; drop one to simulate a partial install)
     """
 
@@ -104,6 +106,7 @@ class ToolkitSpec:
     version: str = "1.17.8"
     cdi: str | None = None
     stale_driver: str = "570.133.20"
+    cdi_host: SimHost | None = None
     binaries: tuple[str, ...] = TOOLKIT_BINARIES
 
     def __post_init__(self) -> None:
@@ -174,7 +177,8 @@ def install_driver_userspace(root: Path, host: SimHost) -> None:
     """nvidia-smi stand-in and (empty, marked) driver libraries, as a driver package installs them."""
     _write(root / "usr/bin/nvidia-smi", smi.render(host), 0o755)
     lib = root / LIB_DIR.lstrip("/")
-    for base in ("libcuda.so", "libnvidia-ml.so"):
+    bases = ["libcuda.so"] + ([] if host.nvml_init_error in (12, 18) else ["libnvidia-ml.so"])  # hosttree decides those
+    for base in bases:
         real = lib / f"{base}.{host.driver_version}"
         _write(real, f"{MARKER}: placeholder for {base}.{host.driver_version} (simulated driver)\n")
         link = lib / f"{base}.1"
@@ -192,7 +196,7 @@ def install_toolkit(root: Path, host: SimHost, spec: ToolkitSpec, real_runc: str
     if spec.cdi:
         write_cdi_spec(
             root,
-            host,
+            spec.cdi_host or host,
             names=("index", "uuid") if spec.cdi == "index+uuid" else ("index",),
             driver_version=spec.stale_driver if spec.cdi == "stale" else None,
         )

@@ -1,8 +1,8 @@
 """The simulated host's files under a temp root, read by `gpudoctor --root <tree>`.
 
 `build_tree(root, host)` lays out what a host with the described GPUs shows: `/sys/bus/pci`,
-`/proc/driver/nvidia`, `/proc/devices`, `/sys/module`, `/dev/nvidia*` (the host-layer part comes from
-`tests/support/hosttree.py` when it is available), plus the driver's userspace (`usr/bin/nvidia-smi`
+`/proc/driver/nvidia`, `/proc/devices`, `/sys/module`, `/dev/nvidia*` (the host-layer part is built by
+`tests/support/hosttree.py` from the description converted by `host_spec`), plus the driver's userspace (`usr/bin/nvidia-smi`
 stand-in, `libcuda.so.<ver>`, `libnvidia-ml.so.<ver>`).
 
 `write_dockerd_proc(root, pid)` gives the tree a `/proc/<pid>` for the private dockerd as the
@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import shutil
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Mapping
 
 from tests.sim.host import NVIDIA_MAJOR, NVIDIACTL_MINOR, SimHost
 from tests.sim.standin import SIM_DIR
@@ -51,23 +51,70 @@ def device_nodes(host: SimHost) -> list[tuple[str, int, int, int]]:
     return nodes
 
 
-def _host_layer(root: Path, host: SimHost) -> None:
-    """The kernel-visible part: hosttree when present, else just the device nodes."""
-    try:
-        from tests.support import hosttree  # noqa: F401  (host-layer engineer's builder)
-    except ImportError:
-        hosttree = None
-    if hosttree is not None and hasattr(hosttree, "build_from_sim"):
-        hosttree.build_from_sim(root, host)  # type: ignore[attr-defined]
-        return
-    for path, major, minor, mode in device_nodes(host):
-        _mknod(root / path.lstrip("/"), major, minor, mode)
+def host_spec(host: SimHost, **changes: Any) -> Any:
+    """The host-layer engineer's `HostSpec` (tests/support/hosttree.py) for this description.
+
+    NVML init errors map to the host state that causes them: 9 (driver not loaded) -> no nvidia
+    modules; 12 (library not found) -> no libnvidia-ml; 18 (version mismatch) -> a library of
+    another version. `changes` are further HostSpec fields (e.g. `char_links=False`)."""
+    from tests.support.hosttree import GpuSpec, HostSpec
+
+    gpus = tuple(
+        GpuSpec(
+            index=g.index,
+            uuid=g.uuid,
+            name=g.name,
+            bus_id=g.sysfs_bus_id,
+            minor=g.minor,
+            device_id=g.pci_device_id,
+            memory_total=g.memory_total,
+            persistence_mode=g.persistence_mode,
+            compute_mode=g.compute_mode,
+            mig=(g.mig_current, g.mig_pending),
+            mig_devices=tuple((m.uuid, f"{g.name} MIG {m.profile}") for m in g.migs),
+        )
+        for g in host.gpus
+    )
+    modules: tuple[str, ...] = ("nvidia", "nvidia_uvm", "nvidia_modeset", "nvidia_drm")
+    if not host.uvm_nodes:
+        modules = tuple(m for m in modules if m != "nvidia_uvm")
+    fields: dict[str, Any] = {
+        "gpus": gpus,
+        "driver_version": host.driver_version,
+        "uvm_major": host.uvm_major,
+        "caps_major": host.caps_major,
+        "cuda_driver_version": host.cuda_driver_version,
+        "modules": modules,
+    }
+    if host.nvml_init_error == 9:
+        fields["modules"] = ()
+    elif host.nvml_init_error == 12:
+        fields["nvml_library"] = False
+    elif host.nvml_init_error == 18:
+        fields["library_version"] = "570.133.20" if host.driver_version != "570.133.20" else "575.57.08"
+    fields.update(changes)
+    return HostSpec(**fields)
 
 
-def build_tree(root: str | Path, host: SimHost, *, driver: bool = True) -> Path:
+def _host_layer(root: Path, host: SimHost, changes: Mapping[str, Any]) -> None:
+    """The kernel-visible part (sysfs, procfs, /dev) from tests/support/hosttree.py, plus the MIG
+    instances' capability nodes (hosttree makes only nvidia-cap1/2)."""
+    from tests.support import hosttree
+
+    spec = host_spec(host, **changes)
+    hosttree.build_tree(root, spec)
+    if "nvidia" in spec.modules:
+        for _, m in host.mig_devices:
+            for c in (m.gi_cap_minor, m.ci_cap_minor):
+                _mknod(root / f"dev/nvidia-caps/nvidia-cap{c}", host.caps_major, c, 0o444)
+
+
+def build_tree(root: str | Path, host: SimHost, *, driver: bool = True, host_changes: Mapping[str, Any] | None = None) -> Path:
+    """The whole simulated host under `root`. `driver=False`: no driver userspace (nvidia-smi,
+    libraries); `host_changes`: HostSpec fields for host-layer breakage (see `host_spec`)."""
     root = Path(root)
     root.mkdir(parents=True, exist_ok=True)
-    _host_layer(root, host)
+    _host_layer(root, host, host_changes or {})
     if driver:
         install_driver_userspace(root, host)
     host.save(root / SIM_DIR / "host.json")
@@ -104,7 +151,7 @@ def write_dockerd_proc(
     env = {"PATH": path_env, "HOME": "/root", "LANG": "C.UTF-8", "NOTIFY_SOCKET": "/run/systemd/notify"}
     env.update(extra_env or {})
     (d / "environ").write_text("".join(f"{k}={v}\0" for k, v in env.items()))
-    for name in ("stat", "status"):
+    for name in ("stat", "status"):  # the real process's: start time and uid are what they are
         try:
             (d / name).write_text(Path(f"/proc/{pid}/{name}").read_text())
         except OSError:
