@@ -104,6 +104,18 @@ def _is_dockerd(ctx: FactContext, pid: int) -> bool:
     return bool(comm and comm.strip() == "dockerd")
 
 
+# PATH: where dockerd looks for the NVIDIA hooks; HOME/XDG_CONFIG_HOME: a rootless daemon's daemon.json.
+ENVIRON_KEYS = ("PATH", "HOME", "XDG_CONFIG_HOME")
+
+
+def _environ_subset(real_path: str, keys: tuple[str, ...]) -> dict[str, str]:
+    """The named variables of a /proc/<pid>/environ file (NUL-separated)."""
+    with open(real_path, "rb") as f:
+        raw = f.read(1 << 20).decode("utf-8", "replace")
+    pairs = (kv.split("=", 1) for kv in raw.split("\0") if "=" in kv)
+    return {k: v for k, v in pairs if k in keys}
+
+
 def _cmdline(ctx: FactContext, pid: int) -> tuple[str, ...]:
     raw = _read(ctx, f"/proc/{pid}/cmdline") or ""
     return tuple(a for a in raw.split("\0") if a)
@@ -212,15 +224,17 @@ def dockerd_process_fact(ctx: FactContext) -> DockerdProcess:
         exe = ctx.host.readlink(f"/proc/{pid}/exe")
     except OSError:
         exe = cmdline[0] if cmdline else None
-    env: dict[str, str] = {}
     environ_error = None
+    env: dict[str, str] = {}
     try:
-        raw = ctx.host.read_text(f"/proc/{pid}/environ")
-        env = dict(kv.split("=", 1) for kv in raw.split("\0") if "=" in kv)
+        # Only the variables gpudoctor uses leave this call: a daemon's environment can hold
+        # secrets, and whatever a Host answers ends up in support bundles.
+        env = ctx.host.call("proc.environ", [pid, list(ENVIRON_KEYS)],
+                            lambda: _environ_subset(ctx.host.path(f"/proc/{pid}/environ"), ENVIRON_KEYS))
     except OSError as e:
         environ_error = f"/proc/{pid}/environ: {e.strerror or e} (run gpudoctor as root to read dockerd's PATH)"
     path_env = env.get("PATH") if not environ_error else None
-    if not environ_error and path_env is None:
+    if not environ_error and path_env is None:  # no PATH in the environment
         # dockerd with an empty environment searches Go's default: none; treat as "/usr/sbin:/usr/bin:/sbin:/bin".
         path_env = ""
     hooks = []
