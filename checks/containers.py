@@ -263,6 +263,11 @@ def image(probes: ProbeFacts, nvml) -> Iterable[Result]:
     return results
 
 
+def _cli_of(probes: ProbeFacts, title: str) -> str:
+    spec = next((s for s in probes.specs if s.title == title), None)
+    return spec.cli if spec else title
+
+
 def _required_cuda(env: dict[str, str]) -> int | None:
     import re
 
@@ -304,7 +309,14 @@ def summary(probes: ProbeFacts) -> Result:
     if probes.daemon_error:
         return errored(f"the Docker daemon failed during the probes: {probes.daemon_error}", evidence={"table": table})
     if working:
-        return passed(f"works: {', '.join(working)}; use `{working[0]}`", evidence={"table": table, "working": working})
+        broken = [r["request"] for r in gpu_rows if r["verdict"] != WORKS]
+        note = f"GPU request forms that work here: {', '.join(working)}"
+        if broken:
+            note += f"; not working: {', '.join(broken)}"
+        return passed(
+            f"works: {', '.join(working)}; use `{working[0]}`",
+            evidence={"table": table, "working": working, "verdict_note": note + f". Use `{_cli_of(probes, working[0])}`."},
+        )
     return failed(
         "no GPU request form gave a container its GPUs",
         Fix("Fix the lowest failing check above first; then re-run gpudoctor.", ("gpudoctor check -v",), None),

@@ -146,17 +146,20 @@ def verdict(outcomes: Sequence[CheckOutcome]) -> Verdict:
     for o in outcomes:
         counts[o.status.value] += 1
     roots = [o for o in outcomes if o.status.is_problem and not o.blocked_by]
+    notes = tuple(
+        str(r.evidence["verdict_note"]) for o in outcomes for r in o.results if r.evidence.get("verdict_note")
+    )
     if not roots:
         warn = counts[Status.WARN.value]
         headline = "Ready: containers on this host can use its NVIDIA GPUs as checked"
         if warn:
             headline += f" ({warn} warning{'s' if warn != 1 else ''})"
-        return Verdict(True, headline, counts=counts)
+        return Verdict(True, headline, counts=counts, notes=notes)
     root = min(roots, key=lambda o: o.check.layer.rank)
     bad = next(r for r in root.results if r.status.is_problem)
     fix: Fix | None = bad.fix
     headline = f"Not ready: {root.check.layer.label} — {bad.summary}"
-    return Verdict(False, headline, root.check.id, root.check.layer, fix, counts)
+    return Verdict(False, headline, root.check.id, root.check.layer, fix, counts, notes)
 
 
 def build_report(outcomes: Sequence[CheckOutcome], host: Host, extra: Mapping[str, Any] | None = None) -> Report:

@@ -200,10 +200,14 @@ class Verdict:
     layer: Layer | None = None
     fix: Fix | None = None
     counts: Mapping[str, int] = field(default_factory=dict)
+    # Lines a check asked to be repeated under the verdict (evidence key "verdict_note"),
+    # e.g. which GPU request form to use on this host.
+    notes: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "ready": self.ready,
+            "notes": list(self.notes),
             "headline": self.headline,
             "root_cause": self.root_cause,
             "layer": self.layer.value if self.layer else None,

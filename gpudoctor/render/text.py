@@ -28,6 +28,21 @@ def _line(*parts: tuple[str, str]) -> Any:
     return text
 
 
+def _table(table: dict) -> Any:
+    """A check's evidence table (e.g. request form × expected × seen × verdict), cells as plain text."""
+    from rich.padding import Padding
+    from rich.table import Table
+    from rich.text import Text
+
+    grid = Table(show_edge=False, pad_edge=False, box=None, header_style="bold")
+    columns = list(table.get("columns") or [])
+    for col in columns:
+        grid.add_column(str(col))
+    for row in table.get("rows") or []:
+        grid.add_row(*(Text(str(row.get(col, ""))) for col in columns))
+    return Padding(grid, (0, 0, 0, 6))
+
+
 def _fix_lines(fix: Fix, indent: str) -> list[Any]:
     lines = [_line((f"{indent}fix: ", "bold cyan"), (fix.summary, ""))]
     lines += [_line((f"{indent}  $ ", "dim"), (cmd, "cyan")) for cmd in fix.commands]
@@ -49,6 +64,9 @@ def _result_lines(outcome: CheckOutcome, result: Result, verbose: bool, single: 
         lines.append(_line((f"      {mark} ", style), (result.summary, "")))
     if verbose or result.status.is_problem:
         lines += [_line(("        ", ""), (d, "dim")) for d in result.details] if verbose else []
+    table = result.evidence.get("table") if isinstance(result.evidence, dict) else None
+    if table and table.get("rows"):
+        lines.append(_table(table))
     if result.fix and result.status in (Status.WARN, Status.FAIL, Status.ERROR):
         lines += _fix_lines(result.fix, "      " if single else "        ")
     return lines
@@ -104,4 +122,6 @@ def render_text(report: Report, file: IO[str], verbose: bool = False, color: boo
         if v.fix:
             for line in _fix_lines(v.fix, "  "):
                 console.print(line)
+    for note in v.notes:
+        console.print(_line(("  ", ""), (note, "")))
     console.print(_line((f"  {counts}", "dim")))
