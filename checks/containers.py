@@ -12,7 +12,7 @@ from typing import Iterable
 from ..checking import Check, check
 from ..facts.probes import ProbeFacts
 from ..model import Fix, Layer, Result, errored, failed, passed, skipped, warned
-from ..probes.compare import DEGRADED, FAILS, MISMATCH, NOT_RUN, WORKS, Judgement, judge
+from ..probes.compare import DEGRADED, FAILS, MISMATCH, NOT_RUN, WORKS, Judgement, judge, short
 from ..probes.forms import FORMS, ProbeSpec
 
 HOST_LAYERS = ("nvml.init", "toolkit.installed", "docker.reachable")
@@ -263,9 +263,10 @@ def image(probes: ProbeFacts, nvml) -> Iterable[Result]:
     return results
 
 
-def _cli_of(probes: ProbeFacts, title: str) -> str:
-    spec = next((s for s in probes.specs if s.title == title), None)
-    return spec.cli if spec else title
+def _cli_of(probes: ProbeFacts, form_title: str) -> str:
+    form_id = next((f.id for f in FORMS if f.title == form_title), None)
+    spec = next((s for s in probes.specs if s.form_id == form_id), None)
+    return spec.cli if spec else form_title
 
 
 def _required_cuda(env: dict[str, str]) -> int | None:
@@ -293,15 +294,24 @@ def summary(probes: ProbeFacts) -> Result:
     if not probes.enabled:
         return skipped(f"no probe ran: {probes.reason}")
     rows = []
-    working: list[str] = []
+    by_form: dict[str, list[str]] = {}
     for spec in probes.specs:
         outcome = probes.outcomes.get(spec.key)
         if outcome is None:
             continue
         j = judge(spec, outcome, probes.gpus)
-        rows.append({"form": spec.key, "request": spec.title, "expected": j.expected, "seen": j.seen, "verdict": j.verdict})
-        if j.verdict == WORKS and spec.form_id != "baseline" and not spec.expect_error:
-            working.append(spec.title)
+        expected = "refused" if spec.expect_error else (", ".join(spec.expect_mig) or short(spec.expect_indices))
+        seen = {FAILS: "error", NOT_RUN: "no answer"}.get(j.verdict) or (
+            "refused" if j.seen == "refused" else (", ".join(j.view.mig_uuids) if spec.expect_mig and j.view else short(j.seen_indices))
+        )
+        rows.append({"form": spec.key, "request": spec.title, "expected": expected, "seen": seen, "verdict": j.verdict})
+        by_form.setdefault(spec.form_id, []).append(j.verdict)
+    # A form works when every probe of it works (e.g. device=I for every GPU index).
+    titles = {f.id: f.title for f in FORMS}
+    # gpus-count-over "works" when it is refused: correct behaviour, not a form to recommend.
+    working = [titles[f] for f, verdicts in by_form.items()
+               if f not in ("baseline", "gpus-count-over") and all(v == WORKS for v in verdicts)]
+    broken = [titles[f] for f, verdicts in by_form.items() if f != "baseline" and not all(v == WORKS for v in verdicts)]
     gpu_rows = [r for r in rows if r["form"] != "baseline"]
     table = {"columns": ["request", "expected", "seen", "verdict"], "rows": rows}
     if not gpu_rows:
@@ -309,7 +319,6 @@ def summary(probes: ProbeFacts) -> Result:
     if probes.daemon_error:
         return errored(f"the Docker daemon failed during the probes: {probes.daemon_error}", evidence={"table": table})
     if working:
-        broken = [r["request"] for r in gpu_rows if r["verdict"] != WORKS]
         note = f"GPU request forms that work here: {', '.join(working)}"
         if broken:
             note += f"; not working: {', '.join(broken)}"

@@ -50,6 +50,11 @@ def describe(indices: Sequence[int], gpus: Sequence[HostGpu]) -> str:
     return ", ".join(parts)
 
 
+def short(indices: Sequence[int]) -> str:
+    """"GPU 0, 1" — the compact form for tables."""
+    return "GPU " + ", ".join(str(i) for i in indices) if indices else "none"
+
+
 def seen_gpus(view: ProbeView, gpus: Sequence[HostGpu]) -> tuple[tuple[int, ...], tuple[str, ...], str]:
     """Host GPU indices a probe saw, identifiers it saw that the host lacks, and how it was told.
 
