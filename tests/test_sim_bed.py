@@ -206,3 +206,16 @@ def test_dockerd_process_is_mirrored_into_the_tree(legacy):
     assert "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" in (proc / "environ").read_text()
     assert (legacy.root / "etc/docker/daemon.json").read_text() == legacy.dockerd.config_path.read_text()
     assert "nvidia" in legacy.dockerd.info()["Runtimes"]
+
+
+from tests.sim.fixtures import sim_beds  # noqa: E402,F401  (pytest fixture)
+
+
+def test_shared_beds_are_reused_and_run_gpudoctor(sim_beds):
+    bed = sim_beds.shared(SimHost.standard(1), ToolkitSpec(mode="legacy"), NVIDIA_RUNTIME)
+    assert sim_beds.shared(SimHost.standard(1), ToolkitSpec(mode="legacy"), NVIDIA_RUNTIME) is bed
+    report = bed.check_json("--image", bed.image, "--forms", "baseline,gpus-all")
+    statuses = {c["id"]: c["status"] for c in report["checks"]}
+    assert statuses["containers.gpus-all"] == "pass" and statuses["containers.baseline"] == "pass"
+    assert report["verdict"]["ready"] is True, report["verdict"]["headline"]
+    assert report["host"]["root"] == str(bed.root)

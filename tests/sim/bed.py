@@ -21,6 +21,8 @@ For pytest, share one bed per module (starting dockerd takes ~1 s, an image impo
                            NVIDIA_RUNTIME) as b:
             yield b
 
+or use the session-wide factory in `tests/sim/fixtures.py` (`sim_beds.shared(host, toolkit, daemon)`).
+
 `bed_or_skip()` raises pytest's skip when no dockerd/runc/busybox exists (CI has them; mark such
 tests `@pytest.mark.docker`).
 
