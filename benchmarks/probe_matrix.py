@@ -71,10 +71,18 @@ def main() -> int:
         where = os.environ.get("DOCKER_HOST", "default socket")
         if args.sim:
             sys.path.insert(0, str(ROOT))
-            from tests.sim.bed import benchmark_bed  # the simulation lives with the tests
+            import tempfile
 
-            env = stack.enter_context(benchmark_bed(args.sim))
-            os.environ.update(env)
+            # The simulation lives with the tests: a real private dockerd with the stand-in toolkit.
+            from tests.sim.bed import NVIDIA_RUNTIME, SimBed
+            from tests.sim.host import SimHost
+            from tests.sim.toolkit import ToolkitSpec
+
+            workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="gpd-bench-")))
+            bed = stack.enter_context(
+                SimBed.create(workdir, SimHost.standard(args.sim), ToolkitSpec(mode="legacy"), NVIDIA_RUNTIME)
+            )
+            os.environ.update(bed.env())
             where = f"simulated {args.sim}-GPU host ({os.environ['DOCKER_HOST']})"
         image = args.image or ("probe:busybox" if args.sim else None)
         if not image:

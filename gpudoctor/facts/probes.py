@@ -57,23 +57,31 @@ def host_gpus(nvml: Any) -> tuple[HostGpu, ...]:
     )
 
 
-def _run_bounded(fn: Callable[[T], R], items: Sequence[T], limit: int) -> list[R]:
-    """fn over items, at most `limit` at once, in daemon threads: unlike a ThreadPoolExecutor's
-    workers, they never hold up interpreter exit on Ctrl-C while a probe hangs (the atexit hook in
-    probes/runner.py then removes the containers)."""
-    gate = threading.BoundedSemaphore(max(1, limit))
-    results: list[Any] = [None] * len(items)
+class _ProbePool:
+    """Runs probes at most `limit` at once in daemon threads: unlike a ThreadPoolExecutor's workers,
+    they never hold up interpreter exit on Ctrl-C while a probe hangs (the atexit hook in
+    probes/runner.py then removes the containers). Work can be submitted while other probes run."""
 
-    def work(i: int, item: T) -> None:
-        with gate:
-            results[i] = fn(item)
+    def __init__(self, fn: Callable[[ProbeSpec], tuple[str, Mapping[str, Any]]], limit: int) -> None:
+        self._fn = fn
+        self._gate = threading.BoundedSemaphore(max(1, limit))
+        self._threads: list[threading.Thread] = []
+        self._results: dict[str, Mapping[str, Any]] = {}
 
-    threads = [threading.Thread(target=work, args=(i, it), daemon=True, name="probe") for i, it in enumerate(items)]
-    for t in threads:
+    def submit(self, spec: ProbeSpec) -> None:
+        def work() -> None:
+            with self._gate:
+                key, outcome = self._fn(spec)
+                self._results[key] = outcome
+
+        t = threading.Thread(target=work, daemon=True, name=f"probe:{spec.key}")
+        self._threads.append(t)
         t.start()
-    for t in threads:
-        t.join()
-    return results
+
+    def join(self) -> dict[str, Mapping[str, Any]]:
+        for t in self._threads:
+            t.join()
+        return dict(self._results)
 
 
 @fact("probes", timeout_s=240)
@@ -90,15 +98,48 @@ def probes_fact(ctx: FactContext) -> ProbeFacts:
         return ProbeFacts(False, f"the Docker daemon could not be asked: {e}")
     if not docker.reachable:
         return ProbeFacts(False, "the Docker daemon is not reachable")
+    forms, unknown = select_forms(opts.get("probe_forms"), bool(opts.get("probe_all_forms")))
+    pull = bool(opts.get("probe_pull"))
+    outcomes: dict[str, Mapping[str, Any]] = {}
+    started = time.monotonic()
+
+    def prepare(image: str) -> Mapping[str, Any] | str:
+        """Inspect (or pull) the image; a str is why probing cannot go on."""
+        try:
+            return ctx.host.call("probe.image", [image, pull], lambda: runner.ensure_image(image, pull))
+        except HostCallError as e:
+            return f"could not inspect the probe image: {e.message}"
+
+    def run_one(spec: ProbeSpec) -> tuple[str, Mapping[str, Any]]:
+        args = spec.create_args()
+        try:
+            return spec.key, ctx.host.call(
+                "probe.run", [spec.key, image, args],
+                lambda: runner.run_probe(spec.key, spec.form_id, image, args, PROBE_TIMEOUT_S),
+            )
+        except HostCallError as e:
+            return spec.key, {"key": spec.key, "ok": False, "phase": "daemon", "error": e.message,
+                              "daemon_error": True, "timings": {}}
+
+    pool = _ProbePool(run_one, MAX_CONCURRENT_PROBES)
+    # With an explicit image, the baseline probe needs nothing from NVML: start it while NVML answers.
+    image = opts.get("probe_image")
+    early: Mapping[str, Any] | str | None = None
+    baseline_started = False
+    if image:
+        early = prepare(image)
+        if isinstance(early, Mapping) and early.get("present") and any(f.id == "baseline" for f in forms):
+            pool.submit(_baseline_spec(image))
+            baseline_started = True
     try:
         nvml = ctx.get("nvml")
         gpus = host_gpus(nvml) if nvml.ok else ()
         cuda = nvml.cuda_driver_version
     except FactMissing:
         gpus, cuda = (), None
+    image = image or default_image(cuda)
+    image_info = early if early is not None else prepare(image)
 
-    image = opts.get("probe_image") or default_image(cuda)
-    forms, unknown = select_forms(opts.get("probe_forms"), bool(opts.get("probe_all_forms")))
     form_ctx = FormContext(
         gpus=gpus,
         image=image,
@@ -116,13 +157,9 @@ def probes_fact(ctx: FactContext) -> ProbeFacts:
 
     common = dict(image=image, gpus=gpus, not_applicable=not_applicable, unknown_forms=unknown,
                   default_runtime=docker.default_runtime)
-    try:
-        image_info = ctx.host.call(
-            "probe.image", [image, bool(opts.get("probe_pull"))],
-            lambda: runner.ensure_image(image, bool(opts.get("probe_pull"))),
-        )
-    except HostCallError as e:
-        return ProbeFacts(False, f"could not inspect the probe image: {e.message}", daemon_error=e.message, **common)
+    if isinstance(image_info, str):
+        pool.join()
+        return ProbeFacts(False, image_info, daemon_error=image_info, **common)
     if not image_info.get("present"):
         why = image_info.get("error") or "not present locally and --pull was not given"
         return ProbeFacts(False, f"probe image {image} is not available: {why}", image_info=image_info, **common)
@@ -131,26 +168,18 @@ def probes_fact(ctx: FactContext) -> ProbeFacts:
     except HostCallError:
         swept = ()
 
-    started = time.monotonic()
-    outcomes: dict[str, Mapping[str, Any]] = {}
-    daemon_error: str | None = None
-
-    def run_one(spec: ProbeSpec) -> tuple[str, Mapping[str, Any]]:
-        args = spec.create_args()
-        try:
-            return spec.key, ctx.host.call(
-                "probe.run", [spec.key, image, args],
-                lambda: runner.run_probe(spec.key, spec.form_id, image, args, PROBE_TIMEOUT_S),
-            )
-        except HostCallError as e:
-            return spec.key, {"key": spec.key, "ok": False, "phase": "daemon", "error": e.message,
-                              "daemon_error": True, "timings": {}}
-
-    for key, outcome in _run_bounded(run_one, specs, MAX_CONCURRENT_PROBES):
-        outcomes[key] = outcome
-        if outcome.get("daemon_error"):
-            daemon_error = str(outcome.get("error"))
+    for spec in specs:
+        if not (baseline_started and spec.form_id == "baseline"):
+            pool.submit(spec)
+    outcomes = pool.join()
+    daemon_error = next((str(o.get("error")) for o in outcomes.values() if o.get("daemon_error")), None)
     return ProbeFacts(
         True, None, image_info=image_info, specs=tuple(specs), outcomes=outcomes, swept=swept,
         daemon_error=daemon_error, wall_s=time.monotonic() - started, **common,
     )
+
+
+def _baseline_spec(image: str) -> ProbeSpec:
+    from ..probes.forms import form
+
+    return form("baseline").expand(FormContext((), image, False, False))[0]
