@@ -4,13 +4,16 @@ Each scenario builds a simulated host, starts a private dockerd wired to the sta
 runs `gpudoctor check --root <tree> --format json` as a subprocess (DOCKER_HOST = the private
 daemon, PYTHONPATH = the fake NVML): probe containers really start on a real Docker engine. The
 verdict's root cause and fix must be the ones the scenario names. Scenarios with identical beds
-share one daemon; one bed is alive at a time (they run in bed order).
+share one daemon; a few beds run concurrently (WORKERS), and each is closed when its scenarios are done.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -18,47 +21,62 @@ import pytest
 from tests.sim.bed import SimBed, bed_or_skip
 from tests.sim.scenarios import SCENARIOS, Scenario
 
-# Run scenarios grouped by bed, in first-appearance order, so each bed is built once.
-_ORDER = {key: i for i, key in enumerate(dict.fromkeys(s.bed_key for s in SCENARIOS))}
-ORDERED = sorted(SCENARIOS, key=lambda s: _ORDER[s.bed_key])
+# Scenarios grouped by bed (first-appearance order): each bed is built once, its scenarios run on it.
+GROUPS: dict[str, list[Scenario]] = {}
+for _s in SCENARIOS:
+    GROUPS.setdefault(_s.bed_key, []).append(_s)
+ORDERED = [s for group in GROUPS.values() for s in group]
+# Beds run concurrently: most of a scenario's time is dockerd/containerd/runc waiting, not CPU.
+WORKERS = max(1, min(3, (os.cpu_count() or 1) + 1))
 
 
-class _Beds:
-    """Builds the bed a scenario needs, reusing the current one when the key matches."""
+@dataclass
+class Outcome:
+    report: dict[str, Any] | None = None
+    error: BaseException | None = None
+    leftover_containers: list[str] | None = None
 
-    def __init__(self, tmp_path_factory: pytest.TempPathFactory) -> None:
-        self.factory = tmp_path_factory
-        self.key: str | None = None
-        self.bed: SimBed | None = None
 
-    def get(self, scenario: Scenario) -> SimBed:
-        if self.key != scenario.bed_key:
-            self.close()
-            bed = SimBed.create(
-                self.factory.mktemp(scenario.id), scenario.host, scenario.toolkit, scenario.daemon, host_changes=scenario.host_changes
-            )
-            self.bed, self.key = bed, scenario.bed_key
-            if scenario.after_start is not None:
-                scenario.after_start(bed)
-        assert self.bed is not None
-        if scenario.image_env:
-            self.bed.import_image(scenario.image, changes=[f"ENV {e}" for e in scenario.image_env])
-        return self.bed
-
-    def close(self) -> None:
-        if self.bed is not None:
-            self.bed.close()
-        self.bed, self.key = None, None
+def _run_group(scenarios: list[Scenario], workdir: Any) -> dict[str, Outcome]:
+    """Build the group's bed, run each scenario's `gpudoctor check` on it, close the bed."""
+    out: dict[str, Outcome] = {}
+    first = scenarios[0]
+    try:
+        bed = SimBed.create(workdir, first.host, first.toolkit, first.daemon, host_changes=first.host_changes)
+    except BaseException as e:  # noqa: BLE001  (reported by each scenario's test)
+        return {s.id: Outcome(error=e) for s in scenarios}
+    try:
+        if first.after_start is not None:
+            first.after_start(bed)
+        for s in scenarios:
+            try:
+                if s.image_env:
+                    bed.import_image(s.image, changes=[f"ENV {e}" for e in s.image_env])
+                report = bed.check_json(*s.gpudoctor_args())
+                out[s.id] = Outcome(report, leftover_containers=bed.dockerd.containers())
+            except BaseException as e:  # noqa: BLE001
+                out[s.id] = Outcome(error=e)
+    finally:
+        bed.close()
+    return out
 
 
 @pytest.fixture(scope="module")
-def beds(tmp_path_factory):
+def outcomes(request, tmp_path_factory) -> dict[str, Outcome]:
+    """Every selected scenario's report, computed once, WORKERS beds at a time."""
     bed_or_skip()
-    b = _Beds(tmp_path_factory)
-    try:
-        yield b
-    finally:
-        b.close()
+    wanted = {
+        item.callspec.params["scenario"].id
+        for item in request.session.items
+        if getattr(item, "originalname", None) == "test_scenario" and hasattr(item, "callspec")
+    }
+    groups = [[s for s in g if s.id in wanted] for g in GROUPS.values()]
+    groups = [g for g in groups if g]
+    results: dict[str, Outcome] = {}
+    with ThreadPoolExecutor(WORKERS) as pool:
+        for done in pool.map(lambda g: _run_group(g, tmp_path_factory.mktemp(g[0].id)), groups):
+            results.update(done)
+    return results
 
 
 def _texts(check: dict[str, Any]) -> str:
@@ -87,9 +105,12 @@ def _describe(report: dict[str, Any]) -> str:
         for s in ORDERED
     ],
 )
-def test_scenario(beds, scenario: Scenario):
-    bed = beds.get(scenario)
-    report = bed.check_json(*scenario.gpudoctor_args())
+def test_scenario(outcomes, scenario: Scenario):
+    outcome = outcomes[scenario.id]
+    if outcome.error is not None:
+        raise outcome.error
+    report = outcome.report
+    assert report is not None
     verdict = report["verdict"]
     why = _describe(report)
     assert verdict["root_cause"] == scenario.root_cause, why
@@ -108,7 +129,7 @@ def test_scenario(beds, scenario: Scenario):
     errors = [c["id"] for c in report["checks"] if c["status"] == "error"]
     assert not errors, why
     # Every probe container was removed.
-    assert bed.dockerd.containers() == []
+    assert outcome.leftover_containers == []
 
 
 def test_library_covers_enough_failure_modes():
