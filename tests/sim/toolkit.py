@@ -165,9 +165,12 @@ def launcher(name: str) -> str:
         f"#!{sys.executable} -IS\n"
         f"# {MARKER}\n"
         f"# {name}: STAND-IN written by gpudoctor's test bed (tests/sim/toolkit.py). Not NVIDIA software.\n"
-        "import sys\n"
+        "import sys, types\n"
         f"sys.path.insert(0, {str(REPO_ROOT)!r})\n"
         f"sys.path.append({_yaml_dir()!r})\n"
+        # Bind `tests` to this repo's folder: a `tests` package elsewhere on sys.path must not win.
+        "sys.modules.setdefault('tests', types.ModuleType('tests')).__path__ = "
+        f"[{str(REPO_ROOT / 'tests')!r}]\n"
         "from tests.sim import standin\n"
         f"sys.exit(standin.main(__file__, {name!r}, sys.argv[1:]))\n"
     )
@@ -314,7 +317,7 @@ for a in "$@"; do
   prev="$a"
 done
 if [ -n "$sub" ] && grep -q nvidia-container-runtime-hook "${{bundle:-.}}/config.json" 2>/dev/null; then
-  exec {sys.executable} -I -S -c 'import sys; sys.path.insert(0, {json.dumps(str(REPO_ROOT))}); sys.path.append({json.dumps(_yaml_dir())}); from tests.sim import standin; sys.exit(standin.runc_shim_main({json.dumps(real_runc)}, sys.argv[1:]))' "$@"
+  exec {sys.executable} -I -S -c 'import sys, types; sys.path.insert(0, {json.dumps(str(REPO_ROOT))}); sys.path.append({json.dumps(_yaml_dir())}); sys.modules.setdefault("tests", types.ModuleType("tests")).__path__ = [{json.dumps(str(REPO_ROOT / "tests"))}]; from tests.sim import standin; sys.exit(standin.runc_shim_main({json.dumps(real_runc)}, sys.argv[1:]))' "$@"
 fi
 exec {real_runc} "$@"
 """
