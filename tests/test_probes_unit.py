@@ -181,6 +181,12 @@ def test_count_over_must_be_refused():
     assert accepted.verdict == MISMATCH
     other = judge(over, _outcome(error="Unknown runtime specified nvidia"), FOUR)
     assert other.verdict == FAILS
+    # cdi/jit-cdi mode refuses index 4 of a 4-GPU host as an unresolvable CDI name: right refusal
+    cdi = judge(over, _outcome(error="... stderr: unresolvable CDI devices nvidia.com/gpu=4: unknown"), FOUR)
+    assert cdi.verdict == WORKS
+    # but a missing name of a GPU the host has is a real failure
+    (one,) = form("gpus-count-1").expand(ctx())
+    assert judge(one, _outcome(error="unresolvable CDI devices nvidia.com/gpu=0"), FOUR).verdict == FAILS
 
 
 def test_unknown_uuid_is_named():

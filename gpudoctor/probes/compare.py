@@ -82,7 +82,7 @@ def judge(spec: ProbeSpec, outcome: Mapping[str, Any], gpus: Sequence[HostGpu]) 
             return Judgement(spec.key, NOT_RUN, expected, "no answer", error)
         cause = classify(error)
         short = strip_envelope(error)
-        if spec.expect_error and cause.refusal:
+        if spec.expect_error and (cause.refusal or _names_missing_index(error, len(gpus))):
             return Judgement(spec.key, WORKS, expected, "refused", f"refused as it should be: {short}", cause)
         return Judgement(
             spec.key, FAILS, expected, f"error at {outcome.get('phase')}", f"{spec.title} fails: {short}", cause,
@@ -145,6 +145,18 @@ def judge(spec: ProbeSpec, outcome: Mapping[str, Any], gpus: Sequence[HostGpu]) 
             )
     return Judgement(spec.key, WORKS, expected, seen, f"saw {seen}, as expected", seen_indices=indices,
                      details=tuple(details), view=view)
+
+
+def _names_missing_index(error: str, gpu_count: int) -> bool:
+    """In cdi/jit-cdi mode an index beyond the host's GPUs is refused as an unresolvable CDI name
+    (`unresolvable CDI devices nvidia.com/gpu=1` on a 1-GPU host): that is the right refusal."""
+    import re
+
+    m = re.search(r"unresolvable CDI devices (.*)", error)
+    if not m:
+        return False
+    indices = [int(i) for i in re.findall(r"nvidia\.com/gpu=(\d+)\b", m.group(1))]
+    return bool(indices) and all(i >= gpu_count for i in indices)
 
 
 def _degradations(spec: ProbeSpec, view: ProbeView) -> list[str]:
