@@ -27,6 +27,7 @@ from .model import (
     Requirement,
     Selection,
 )
+from ..facts.nvml import normalize_bus_id
 from .pitfalls import pitfall
 from .visible_devices import ENV_NAME, classify, parse_visible_devices
 
@@ -86,15 +87,6 @@ def host_view_from_nvml(nvml: Any) -> HostView | None:
     return HostView(tuple(gpus))
 
 
-def _norm_bus(b: str) -> str:
-    parts = b.strip().lower().split(":")
-    if len(parts) == 2:
-        parts = ["0000", *parts]
-    if len(parts) == 3:
-        parts[0] = parts[0][-4:].rjust(4, "0")
-    return ":".join(parts)
-
-
 def resolve_token(token: str, host: HostView) -> tuple[list[str], HostGpu | None]:
     """Labels of what `token` names on this host ([] = nothing), and the whole GPU if it is one."""
     form = classify(token)
@@ -122,7 +114,7 @@ def resolve_token(token: str, host: HostView) -> tuple[list[str], HostGpu | None
                         return [f"MIG {gi}:{mi} ({', '.join(x for x in (name, uuid) if x)}) on GPU {gi}"], None
     elif form == "pci":
         for g in host.gpus:
-            if g.pci_bus_id and _norm_bus(g.pci_bus_id) == _norm_bus(token):
+            if g.pci_bus_id and normalize_bus_id(g.pci_bus_id) == normalize_bus_id(token):
                 return [g.label], g
     return [], None
 
