@@ -251,3 +251,25 @@ def test_live_host_without_nvml_falls_back_to_general_terms(capsys: pytest.Captu
         assert item["host"] is None and item["selection"]["on_host"] is None
     else:  # a GPU machine: every GPU NVML lists is selected
         assert len(item["selection"]["on_host"]) == len(view.gpus)
+
+
+def test_runtime_nvidia_fails_on_a_host_whose_daemon_lacks_it():
+    """The real H100 bundle: Docker 20.10 with runc only. `runtime="nvidia"` is a failing pitfall there."""
+    import json
+    from pathlib import Path
+
+    from gpudoctor.explain.command import explain_command
+
+    bundle = Path(__file__).parent / "fixtures/real-h100-host/bundle.json"
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as d:
+        target = Path(d) / "out.json"
+        code = explain_command(
+            ['client.containers.run("img", runtime="nvidia", device_requests=[DeviceRequest(count=-1, capabilities=[["gpu"]])])'],
+            kind=None, fmt="json", output=str(target), replay=str(bundle), root="/", use_host=True, no_color=True,
+        )
+        data = json.loads(target.read_text())
+    text = json.dumps(data)
+    assert code == 1
+    assert "runtime.not-registered" in text and "Unknown runtime specified nvidia" in text

@@ -67,8 +67,9 @@ def _is_int(v: Any) -> bool:
 # Host GPU resolution
 
 
-def host_view_from_nvml(nvml: Any) -> HostView | None:
-    """NvmlFacts → HostView; None when NVML did not answer (explain then speaks in general terms)."""
+def host_view_from_nvml(nvml: Any, docker: Any = None) -> HostView | None:
+    """NvmlFacts (+ DockerFacts for the runtimes) → HostView; None when NVML did not answer
+    (explain then speaks in general terms)."""
     if nvml is None or getattr(nvml, "init_error", None) is not None:
         return None
     gpus = []
@@ -84,7 +85,8 @@ def host_view_from_nvml(nvml: Any) -> HostView | None:
                 mig_devices=migs,
             )
         )
-    return HostView(tuple(gpus))
+    runtimes = tuple(docker.runtime_names) if docker is not None and getattr(docker, "reachable", False) else None
+    return HostView(tuple(gpus), runtimes=runtimes)
 
 
 def resolve_token(token: str, host: HostView) -> tuple[list[str], HostGpu | None]:
@@ -561,7 +563,13 @@ def _request_level(ctx: _Ctx) -> None:
                 "select nothing (\"invalid device ordinal\"). Leave CUDA_VISIBLE_DEVICES unset or renumber from 0.", (), req.label))
     runtimes = getattr(ctx.host, "runtimes", None) if ctx.host else None
     if req.runtime and runtimes is not None and req.runtime not in runtimes:
-        ctx.add(pitfall("runtime.not-registered", "fail", f"the runtime {req.runtime!r} is not registered with this dockerd", "", (), req.label))
+        # docker-gpu-internals.md §3: refused at create (≤20.10 and 23.0+ wordings).
+        ctx.add(pitfall(
+            "runtime.not-registered", "fail", f"the runtime {req.runtime!r} is not registered with this dockerd",
+            f"This daemon reports the runtimes {', '.join(runtimes) or 'none'}; Docker refuses the container with "
+            f"`unknown or invalid runtime name: {req.runtime}` (≤20.10: `Unknown runtime specified {req.runtime}`). "
+            "Register it: `sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker`.",
+            (), req.label))
 
 
 def _selected_count(req: GpuRequest) -> int | None:

@@ -201,7 +201,7 @@ def _load_host_view(*, replay: str | None, root: str, use_host: bool) -> Any:
             from ..facts.host import LiveHost
 
             host = LiveHost(root)
-        facts = gather(host, ["nvml"])
+        facts = gather(host, ["nvml", "docker"])
     except Exception:  # an unreadable bundle or a broken host: explain in general terms
         return None
-    return host_view_from_nvml(facts.values.get("nvml"))
+    return host_view_from_nvml(facts.values.get("nvml"), facts.values.get("docker"))

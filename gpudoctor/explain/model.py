@@ -167,6 +167,8 @@ class HostView:
 
     gpus: tuple[HostGpu, ...]
     source: str = "NVML"
+    # Runtimes the Docker daemon reports (`docker info` Runtimes); None when it could not be asked.
+    runtimes: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
