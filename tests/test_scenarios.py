@@ -38,14 +38,13 @@ class Outcome:
 
 
 def _run_group(scenarios: list[Scenario], workdir: Any) -> dict[str, Outcome]:
-    """Build the group's bed, run each scenario's `gpudoctor check` on it, close the bed."""
+    """Build the group's bed, run each scenario's `gpudoctor check` on it, close the bed.
+    Never raises: a failure is kept for the scenarios it concerns."""
     out: dict[str, Outcome] = {}
-    first = scenarios[0]
+    bed = None
     try:
+        first = scenarios[0]
         bed = SimBed.create(workdir, first.host, first.toolkit, first.daemon, host_changes=first.host_changes)
-    except BaseException as e:  # noqa: BLE001  (reported by each scenario's test)
-        return {s.id: Outcome(error=e) for s in scenarios}
-    try:
         if first.after_start is not None:
             first.after_start(bed)
         for s in scenarios:
@@ -54,10 +53,18 @@ def _run_group(scenarios: list[Scenario], workdir: Any) -> dict[str, Outcome]:
                     bed.import_image(s.image, changes=[f"ENV {e}" for e in s.image_env])
                 report = bed.check_json(*s.gpudoctor_args())
                 out[s.id] = Outcome(report, leftover_containers=bed.dockerd.containers())
-            except BaseException as e:  # noqa: BLE001
+            except Exception as e:  # noqa: BLE001  (re-raised by the scenario's test)
                 out[s.id] = Outcome(error=e)
+    except Exception as e:  # noqa: BLE001  (the bed itself failed: every scenario on it reports it)
+        for s in scenarios:
+            out.setdefault(s.id, Outcome(error=e))
     finally:
-        bed.close()
+        if bed is not None:
+            try:
+                bed.close()
+            except Exception as e:  # noqa: BLE001
+                for s in scenarios:
+                    out.setdefault(s.id, Outcome(error=e))
     return out
 
 
@@ -73,8 +80,10 @@ def outcomes(request, tmp_path_factory) -> dict[str, Outcome]:
     groups = [[s for s in g if s.id in wanted] for g in GROUPS.values()]
     groups = [g for g in groups if g]
     results: dict[str, Outcome] = {}
+    # Temp dirs are made here, in the main thread: pytest's TempPathFactory is not thread-safe.
+    workdirs = [tmp_path_factory.mktemp(g[0].id) for g in groups]
     with ThreadPoolExecutor(WORKERS) as pool:
-        for done in pool.map(lambda g: _run_group(g, tmp_path_factory.mktemp(g[0].id)), groups):
+        for done in pool.map(_run_group, groups, workdirs):
             results.update(done)
     return results
 

@@ -303,7 +303,6 @@ SCENARIOS: tuple[Scenario, ...] = (
         None,
         forms=("gpus-count-over", "gpus-count-host", "gpus-device-uuid", "mig"),
         checks={"containers.gpus-count": ("pass", "unresolvable CDI devices nvidia.com/gpu=2"), "containers.gpus-device": "pass"},
-        xfail="probe judging (issue 5): a CDI-mode over-count refusal is read as a missing CDI name (reported to the lead)",
     ),
     # -- requests -------------------------------------------------------------------------------------
     Scenario(
