@@ -199,3 +199,31 @@ def test_a_lost_gpu_shows_in_nvidia_smi_and_breaks_the_hook(tmp_path):
     with pytest.raises(standin.HookError, match="detection error: nvml error: unknown error"):
         standin.driver_plan(sim, spec)
     assert standin.driver_plan(sim, {"process": {"env": ["NVIDIA_VISIBLE_DEVICES=0"]}}) is not None
+
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_product_code_holds_no_simulation_hook():
+    """gpudoctor must judge the simulated host exactly as a real one: nothing in the package or the
+    checks may know about the simulation (its env variable, its files, its marker)."""
+    needles = ("GPUDOCTOR_SIM_HOST", "tests.sim", "tests/sim", standin.MARKER, ".sim/", "gpudoctor-simulation")
+    for folder in (REPO / "gpudoctor", REPO / "checks"):
+        for f in folder.rglob("*"):
+            if f.is_file() and f.suffix in (".py", ".sh", ".toml", ".json", ".yaml"):
+                text = f.read_text(errors="replace")
+                assert not [n for n in needles if n in text], f
+
+
+def test_every_installed_stand_in_says_what_it_is(tmp_path):
+    host = SimHost.standard(1)
+    build_tree(tmp_path, host)
+    install_toolkit(tmp_path, host, ToolkitSpec(cdi="index"), "/usr/sbin/runc")
+    from tests.sim.toolkit import TOOLKIT_BINARIES, write_runc_shim
+
+    shim = write_runc_shim(tmp_path / "shim", "/usr/sbin/runc")
+    for path in [*(tmp_path / "usr/bin" / b for b in TOOLKIT_BINARIES), tmp_path / "usr/bin/nvidia-smi", shim]:
+        head = path.read_text()[:400]
+        assert standin.MARKER in head and ("STAND-IN" in head or "SHIM" in head), path
+    out = subprocess.run([str(tmp_path / "usr/bin/nvidia-ctk"), "--version"], capture_output=True, text=True, check=True)
+    assert out.stdout.startswith("NVIDIA Container Toolkit CLI version 1.17.8\n") and "gpudoctor-simulation" in out.stdout
