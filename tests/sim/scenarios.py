@@ -387,4 +387,4 @@ def by_id(scenario_id: str) -> Scenario:
     return next(s for s in SCENARIOS if s.id == scenario_id)
 
 
-__all__ = ["Scenario", "SCENARIOS", "by_id", "replace"]
+__all__ = ["Scenario", "SCENARIOS", "by_id"]
