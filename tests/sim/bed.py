@@ -100,9 +100,6 @@ class SimDockerd(PrivateDockerd):
         self.started_at: float | None = None
         # workdir None: a short dir under /tmp (unix socket paths are limited to 108 bytes).
         super().__init__(None, config, path_prepend=path_prepend)
-        # containerd namespaces must match ^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$; a mkdtemp suffix
-        # such as "_4c8_6t5" would make "gpd-_4c8_6t5", which containerd rejects.
-        self.namespace = "gpd-" + re.sub(r"[^A-Za-z0-9]", "x", self.workdir.name.replace("gpd-dockerd-", ""))[-12:]
 
     @property
     def config_path(self) -> Path:  # type: ignore[override]

@@ -26,6 +26,7 @@ import atexit
 import io
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -125,7 +126,9 @@ class PrivateDockerd:
         self.extra_env = dict(env or {})
         # A namespace of our own: should a system containerd be running, this daemon's
         # containers never mix with another daemon's.
-        self.namespace = "gpd-" + self.workdir.name.replace("gpd-dockerd-", "")[-12:]
+        # containerd namespaces must match ^[A-Za-z0-9]+(?:[._-][A-Za-z0-9]+)*$, and a mkdtemp suffix
+        # may hold "_" next to "-" ("gpd-_4c8_6t5" is refused): keep letters and digits only.
+        self.namespace = "gpd" + re.sub(r"[^A-Za-z0-9]", "", self.workdir.name.replace("gpd-dockerd-", ""))[-12:]
         self._proc: subprocess.Popen[bytes] | None = None
         self._log_file: io.BufferedWriter | None = None
         self._closed = False
