@@ -91,8 +91,8 @@ def _spec_names(cdi: CdiFacts) -> set[str]:
 
 
 @check("cdi.devices", "The NVIDIA CDI spec names every GPU by index and UUID", layer=Layer.CDI,
-       needs=("cdi", "nvml"), after=("cdi.specs",))
-def devices(cdi: CdiFacts, nvml: NvmlFacts) -> list[Result]:
+       needs=("cdi", "nvml", "toolkit"), after=("cdi.specs", "cdi.stale"))
+def devices(cdi: CdiFacts, nvml: NvmlFacts, toolkit: ToolkitFacts) -> list[Result]:
     """Every GPU NVML sees is in the spec as `nvidia.com/gpu=<index>` and `=<UUID>`, `all` exists, and each MIG
     device (when MIG is on) has a name.
 
@@ -123,6 +123,14 @@ def devices(cdi: CdiFacts, nvml: NvmlFacts) -> list[Result]:
         if missing:
             results.append(failed(f"{gpu.label} is not in the CDI spec by index ({', '.join(missing)})", fix_regen,
                                   subject=gpu.label, evidence={"names": sorted(names)}))
+        elif uuid_missing and toolkit.installed and toolkit.mode == "cdi":
+            # In cdi mode every request resolves through this spec, `--gpus device=GPU-…` and
+            # NVIDIA_VISIBLE_DEVICES=GPU-… included: a missing UUID name breaks them, not just CDI users.
+            results.append(failed(
+                f"{gpu.label} has no UUID name in the CDI spec and the toolkit is in cdi mode: every request by "
+                f"UUID (--gpus device={gpu.uuid}, NVIDIA_VISIBLE_DEVICES={gpu.uuid}) fails as unresolvable",
+                fix_regen, subject=gpu.label, evidence={"names": sorted(names), "mode": toolkit.mode},
+            ))
         elif uuid_missing:
             results.append(warned(
                 f"{gpu.label} has no UUID name in the CDI spec: nvidia.com/gpu={gpu.uuid} is unresolvable",
@@ -187,4 +195,6 @@ def stale(cdi: CdiFacts, nvml: NvmlFacts) -> list[Result]:
     return results
 
 
-CHECKS: tuple[Check, ...] = (specs, devices, stale)
+# stale before devices: a spec for another driver or GPU layout must be regenerated anyway, and
+# that also fixes its names — one red line for one cause.
+CHECKS: tuple[Check, ...] = (specs, stale, devices)

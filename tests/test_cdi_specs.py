@@ -123,10 +123,20 @@ def test_fact_reads_dirs_and_flags_bad_and_huge_files(tmp_path):
     assert all(r.fix.link and any("nvidia-ctk cdi generate" in c for c in r.fix.commands) for r in failed)
 
 
+NO_TOOLKIT = ToolkitFacts((), "/etc/nvidia-container-runtime/config.toml")
+
+
+def _cdi_mode_toolkit() -> ToolkitFacts:
+    from gpudoctor.facts.toolkit import ToolkitBinary
+
+    return ToolkitFacts((ToolkitBinary("nvidia-container-runtime", "/usr/bin/nvidia-container-runtime", "1.17.8"),),
+                        "/x", True, None, {"nvidia-container-runtime": {"mode": "cdi"}})
+
+
 def test_matching_host_passes_devices_and_stale(tmp_path):
     cdi = cdi_of(host_tree(tmp_path))
     view = nvml(gpu(0, SPEC_UUID))
-    assert [r.status for r in cdi_checks.devices.fn(cdi=cdi, nvml=view)] == [Status.PASS]
+    assert [r.status for r in cdi_checks.devices.fn(cdi=cdi, nvml=view, toolkit=NO_TOOLKIT)] == [Status.PASS]
     assert [r.status for r in cdi_checks.stale.fn(cdi=cdi, nvml=view)] == [Status.PASS]
 
 
@@ -137,11 +147,14 @@ def test_real_h100_pair_spec_names_a_gpu_the_host_does_not_have(tmp_path):
     assert host_uuid in (H100 / "observed-request-forms.log").read_text()
     cdi = cdi_of(host_tree(tmp_path))
     view = nvml(gpu(0, host_uuid))
-    dev = cdi_checks.devices.fn(cdi=cdi, nvml=view)
+    dev = cdi_checks.devices.fn(cdi=cdi, nvml=view, toolkit=NO_TOOLKIT)
     assert [r.status for r in dev] == [Status.WARN] and host_uuid in dev[0].summary
     assert "--device-name-strategy=uuid" in dev[0].fix.commands[0]
     stale = cdi_checks.stale.fn(cdi=cdi, nvml=view)
     assert stale[0].status is Status.FAIL and SPEC_UUID in stale[0].summary
+    # In cdi mode (the real host's config.toml) every request by UUID resolves through the spec: a fail.
+    in_cdi_mode = cdi_checks.devices.fn(cdi=cdi, nvml=view, toolkit=_cdi_mode_toolkit())
+    assert [r.status for r in in_cdi_mode] == [Status.FAIL] and "cdi mode" in in_cdi_mode[0].summary
 
 
 def test_other_driver_and_missing_files_make_it_stale(tmp_path):
@@ -157,7 +170,7 @@ def test_other_driver_and_missing_files_make_it_stale(tmp_path):
 def test_second_gpu_and_mig_devices_missing_from_the_spec(tmp_path):
     cdi = cdi_of(host_tree(tmp_path))
     view = nvml(gpu(0, SPEC_UUID, (MigDevice(0, "MIG-1111", "1g.10gb"),), mig_on=1), gpu(1, "GPU-2222"))
-    results = cdi_checks.devices.fn(cdi=cdi, nvml=view)
+    results = cdi_checks.devices.fn(cdi=cdi, nvml=view, toolkit=NO_TOOLKIT)
     summaries = [r.summary for r in results if r.status is Status.FAIL]
     assert any("MIG device 0:0" in s for s in summaries)
     assert any("GPU 1" in s and "by index" in s for s in summaries)

@@ -239,13 +239,15 @@ SCENARIOS: tuple[Scenario, ...] = (
     # -- CDI -------------------------------------------------------------------------------------------
     Scenario(
         "cdi-mode-default-runtime",
-        "(healthy, with a warning)",
-        "toolkit in cdi mode, nvidia the default runtime, nvidia-ctk's default index-only spec: the default forms work",
+        "#26 cdi-spec-missing-or-unreadable",
+        "toolkit in cdi mode, nvidia the default runtime, nvidia-ctk's default index-only spec: the default forms "
+        "work, but in cdi mode every request by UUID resolves through the spec, so the missing UUID names are the finding",
         TWO,
         ToolkitSpec(mode="cdi", cdi="index"),
         DEFAULT_NVIDIA,
-        None,
-        checks={"containers.gpus-all": "pass", "cdi.devices": "warn"},
+        "cdi.devices",
+        "--device-name-strategy=uuid",
+        checks={"containers.gpus-all": "pass", "cdi.devices": "fail"},
     ),
     Scenario(
         "cdi-spec-without-uuid-names",
@@ -254,10 +256,11 @@ SCENARIOS: tuple[Scenario, ...] = (
         TWO,
         ToolkitSpec(mode="cdi", cdi="index"),
         DEFAULT_NVIDIA,
-        "containers.gpus-device",
+        "cdi.devices",
         "--device-name-strategy=uuid",
         forms=("gpus-all", "gpus-device-uuid"),
-        checks={"containers.gpus-device": ("fail", f"unresolvable CDI devices nvidia.com/gpu={TWO.gpus[0].uuid}"), "cdi.devices": "warn"},
+        # The probe confirms the finding with the real error text, under the lower layer's root cause.
+        checks={"containers.gpus-device": ("fail", f"unresolvable CDI devices nvidia.com/gpu={TWO.gpus[0].uuid}"), "cdi.devices": "fail"},
     ),
     Scenario(
         "cdi-spec-stale",
