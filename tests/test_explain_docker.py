@@ -80,7 +80,7 @@ class TinyDockerd:
                 info = tarfile.TarInfo(d)
                 info.type, info.mode = tarfile.DIRTYPE, 0o755
                 tar.addfile(info)
-            tar.add(_busybox() or "/bin/busybox", arcname="bin/busybox")
+            tar.add(os.path.realpath(_busybox() or "/bin/busybox"), arcname="bin/busybox")
             for applet in ("sh", "true"):
                 link = tarfile.TarInfo(f"bin/{applet}")
                 link.type, link.linkname = tarfile.SYMTYPE, "busybox"

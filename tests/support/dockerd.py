@@ -73,6 +73,12 @@ def find_docker_cli() -> str | None:
 
 
 def find_busybox() -> str | None:
+    """The static busybox binary itself (symlinks resolved: `tar.add` would copy a link, not the file)."""
+    found = _find_busybox_path()
+    return os.path.realpath(found) if found else None
+
+
+def _find_busybox_path() -> str | None:
     for candidate in BUSYBOX_PATHS:
         if os.access(candidate, os.X_OK):
             return candidate
