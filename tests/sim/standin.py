@@ -159,7 +159,7 @@ class Sim:
 
 
 def root_of(exe: str | Path) -> Path:
-    """`<root>/usr/bin/<name>` -> `<root>`."""
+    """`<root>/usr/bin/<name>` (or `<root>/.sim/launchers/<name>`) -> `<root>`."""
     return Path(os.path.realpath(exe)).parent.parent.parent
 
 
