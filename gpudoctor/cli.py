@@ -69,9 +69,16 @@ NoProbesOpt = Annotated[
 
 
 def _probe_options(image: str | None, forms: str | None, all_forms: bool, pull: bool, no_probes: bool) -> dict:
+    chosen = [f.strip() for f in forms.split(",") if f.strip()] if forms else None
+    if chosen:
+        from .probes.forms import FORM_IDS  # light: the catalogue imports no docker
+
+        unknown = [f for f in chosen if f not in FORM_IDS]
+        if unknown:
+            raise _fail(f"unknown request form(s) {', '.join(unknown)} (known: {', '.join(FORM_IDS)})", EXIT_USAGE)
     return {
         "probe_image": image,
-        "probe_forms": [f.strip() for f in forms.split(",") if f.strip()] if forms else None,
+        "probe_forms": chosen,
         "probe_all_forms": all_forms,
         "probe_pull": pull,
         "probes": not no_probes,

@@ -28,6 +28,8 @@ def test_usage_errors_exit_2():
     assert run_cli(["check", "--format", "xml"]).returncode == 2
     proc = run_cli(["check", "--only", "no.such.check"])
     assert proc.returncode == 2 and "no check matches" in proc.stderr
+    proc = run_cli(["check", "--forms", "gpus-all,gpus-one"])
+    assert proc.returncode == 2 and "unknown request form(s) gpus-one" in proc.stderr
 
 
 def test_corrupt_bundle_exits_3_with_a_message(tmp_path):
