@@ -3,7 +3,9 @@
 
     default probe matrix wall time  /  one plain `docker run --rm IMAGE true` wall time
 
-The goal: at most 1.5 on a 1-GPU host. Both are timed alternately, `--repeat` times each, against the
+The goal: at most 1.5 on a 1-GPU host. Also reported, where GPU containers can run: the matrix against
+one `docker run --rm --gpus all IMAGE true` — the floor for any matrix holding a GPU container, which
+shows what the concurrency leaves on top of it. Both are timed alternately, `--repeat` times each, against the
 same daemon and image, and the medians are compared. The matrix is timed the way `gpudoctor check`
 runs it (the `probes` fact: image inspect, leftover sweep, concurrent hardened probes, removal).
 
@@ -29,12 +31,13 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def time_docker_run(image: str) -> float:
+def time_docker_run(image: str, *extra: str, check: bool = True) -> float | None:
+    """Wall time of one `docker run --rm [extra] IMAGE true`; None if it failed and check is False."""
     docker = shutil.which("docker") or "docker"
     started = time.monotonic()
-    subprocess.run([docker, "run", "--rm", "--network", "none", image, "true"], check=True,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    return time.monotonic() - started
+    proc = subprocess.run([docker, "run", "--rm", "--network", "none", *extra, image, "true"], check=check,
+                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.monotonic() - started if proc.returncode == 0 else None
 
 
 def time_matrix(image: str, forms: str | None) -> tuple[float, dict]:
@@ -89,12 +92,17 @@ def main() -> int:
             ap.error("--image is required without --sim")
         time_docker_run(image)  # warm caches once for both sides
         time_matrix(image, args.forms)
-        runs, matrices = [], []
+        runs, matrices, gpu_runs = [], [], []
         last = {}
         for _ in range(args.repeat):
             runs.append(time_docker_run(image))
             wall, last = time_matrix(image, args.forms)
             matrices.append(wall)
+            # One GPU container on its own: the floor for any matrix that holds one. Where `--gpus all`
+            # cannot run (no toolkit) this stays empty.
+            gpu = time_docker_run(image, "--gpus", "all", check=False)
+            if gpu is not None:
+                gpu_runs.append(gpu)
         result = {
             "where": where,
             "image": image,
@@ -103,6 +111,8 @@ def main() -> int:
             "matrix_median_s": round(statistics.median(matrices), 3),
             "ratio": round(statistics.median(matrices) / statistics.median(runs), 2),
             "goal": 1.5,
+            "gpu_run_median_s": round(statistics.median(gpu_runs), 3) if gpu_runs else None,
+            "ratio_to_one_gpu_run": round(statistics.median(matrices) / statistics.median(gpu_runs), 2) if gpu_runs else None,
             "probes": last,
         }
     print(json.dumps(result, indent=2))
