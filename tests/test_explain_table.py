@@ -1,7 +1,7 @@
 """`gpudoctor explain`: a table of real-world GPU requests → parse, pitfalls, corrected CLI spelling.
 
 Expected values come from docker/cli opts/gpus.go, moby's device handling, docker-py and the
-Compose docs (shared/docs/docker-gpu-internals.md §1, §5, §6; failure-modes.md §10); the --gpus
+Compose docs (docs/docker-gpu-internals.md §1, §5, §6; failure-modes.md §10); the --gpus
 rows are also checked against the real CLI in tests/test_explain_docker.py.
 """
 

@@ -1,8 +1,8 @@
 """Judge a normalised GPU request: what it means, which GPUs it selects, its pitfalls, what the
 host must provide, and the corrected spelling. Pure: facts about the host come in as a HostView.
 
-Sources for every rule are cited inline; "internals" = shared/docs/docker-gpu-internals.md,
-"#NN" = the entry in shared/docs/failure-modes.md.
+Sources for every rule are cited inline; "internals" = docs/docker-gpu-internals.md,
+"#NN" = the entry in docs/failure-modes.md.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ DAEMON_CREATE = "dockerd (container create, HTTP 400)"
 # JSON decoding errors of the create body come back as 500 on Docker 20.10 (seen with tests/test_explain_docker.py).
 DAEMON_DECODE = "dockerd (container create, HTTP 500)"
 HOOK = "nvidia-container-cli via the prestart hook (container start)"
-# Seen on the real H100 host (shared/fixtures/real-h100-docker20-toolkit-cdi/observed-request-forms.log).
+# Seen on the real H100 host (tests/fixtures/real-h100-docker20-toolkit-cdi/observed-request-forms.log).
 E_HOOK_CDI_MODE = (
     "invoking the NVIDIA Container Runtime Hook directly (e.g. specifying the docker --gpus flag) is not supported. "
     "Please use the NVIDIA Container Runtime (e.g. specify the --runtime=nvidia flag) instead"

@@ -1,7 +1,7 @@
 """`gpudoctor explain <check-id>`: what a check verifies, why, and its fix — from its docstring.
 
 Docstrings are written as: first paragraph = what it verifies; a paragraph starting "Why:"; a
-paragraph starting "Fix:" (shared/notes convention). Unknown ids get "did you mean".
+paragraph starting "Fix:" (the project convention for check docstrings). Unknown ids get "did you mean".
 """
 
 from __future__ import annotations

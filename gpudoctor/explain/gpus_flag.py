@@ -1,6 +1,6 @@
 """The docker CLI's `--gpus` value, parsed exactly as docker/cli `opts/gpus.go` `GpuOpts.Set` does.
 
-Algorithm (docker/cli opts/gpus.go, since 19.03.0; shared/docs/docker-gpu-internals.md §6):
+Algorithm (docker/cli opts/gpus.go, since 19.03.0; docs/docker-gpu-internals.md §6):
 one CSV record (Go encoding/csv); each field split on the first `=`; a field without `=` is a
 count (`all` = -1) and also marks `count` as seen; keys `driver`, `count`, `device` (split on
 ","), `capabilities` (split on "," and "gpu" appended), `options` (a nested CSV of k=v);
