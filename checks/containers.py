@@ -292,7 +292,12 @@ def summary(probes: ProbeFacts) -> Result:
     Fix: use a form listed as working; fix the others through the checks that failed.
     """
     if not probes.enabled:
-        return skipped(f"no probe ran: {probes.reason}")
+        # Said again under the verdict: without probes, "ready" rests on the host's layers alone.
+        return skipped(
+            f"no probe ran: {probes.reason}",
+            evidence={"verdict_note": f"No container was started with a GPU ({probes.reason}); GPU access from "
+                                      "containers is inferred from the layers below, not proven."},
+        )
     rows = []
     by_form: dict[str, list[str]] = {}
     for spec in probes.specs:

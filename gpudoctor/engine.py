@@ -151,7 +151,7 @@ def verdict(outcomes: Sequence[CheckOutcome]) -> Verdict:
     )
     if not roots:
         warn = counts[Status.WARN.value]
-        headline = "Ready: containers on this host can use its NVIDIA GPUs as checked"
+        headline = "Ready: no layer checked is broken"
         if warn:
             headline += f" ({warn} warning{'s' if warn != 1 else ''})"
         return Verdict(True, headline, counts=counts, notes=notes)

@@ -94,7 +94,7 @@ def test_ready_verdict_and_exit_codes():
         return warned("risky")
 
     report = build_report(run_checks([low_ok, w], facts(n=0)), LiveHost())
-    assert report.verdict.ready and "1 warning" in report.verdict.headline
+    assert report.verdict.ready and "1 warning" in report.verdict.headline and "no layer" in report.verdict.headline
     assert report.exit_code() == 0 and report.exit_code(strict=True) == 1
     bad = build_report(run_checks([low_bad], facts(n=1)), LiveHost())
     assert bad.exit_code() == 1

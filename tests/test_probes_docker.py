@@ -189,3 +189,16 @@ def test_missing_image_is_a_clear_finding_without_pull(daemon):
     assert image["status"] == "warn"
     assert "not available" in image["results"][0]["summary"]
     assert "docker pull example.invalid/none:1" in image["results"][0]["fix"]["commands"]
+
+
+def test_without_image_a_local_cuda_base_image_is_used(daemon):
+    """Offline hosts: with no --image and no --pull, an nvidia/cuda base image already present is the probe."""
+    tag = "nvidia/cuda:12.0.0-base-ubuntu22.04"  # a retagged busybox: only its name matters here
+    daemon.docker("tag", "probe:busybox", tag, check=True)
+    try:
+        proc = run_cli(["check", "--format", "json", "--only", "containers"], env={"DOCKER_HOST": daemon.url})
+        checks = {c["id"]: c for c in json.loads(proc.stdout)["checks"]}
+        assert checks["containers.image"]["results"][0]["subject"] == tag
+        assert checks["containers.baseline"]["status"] == "pass"
+    finally:
+        daemon.docker("rmi", tag, check=True)

@@ -193,3 +193,13 @@ def test_unknown_uuid_is_named():
     view = parse_probe_output(_report([0], ["GPU-99999999-0000-0000-0000-000000000000"]))
     indices, unknown, how = seen_gpus(view, FOUR)
     assert indices == () and unknown == ("GPU-99999999-0000-0000-0000-000000000000",) and how == "nvidia-smi UUIDs"
+
+
+def test_default_image_prefers_a_present_cuda_base_image_the_driver_supports():
+    from gpudoctor.facts.probes import default_image
+
+    present = ["nvidia/cuda:12.4.1-base-ubuntu22.04", "nvidia/cuda:13.1.0-base-ubuntu24.04",
+               "nvidia/cuda:12.8.0-base-ubuntu24.04", "nvidia/cuda:12.8.0-devel-ubuntu24.04"]
+    assert default_image(13000, present) == "nvidia/cuda:12.8.0-base-ubuntu24.04"  # 13.1 needs a newer driver
+    assert default_image(13000, []) == "nvidia/cuda:13.0.0-base-ubuntu24.04"
+    assert default_image(12020, ["nvidia/cuda:12.4.1-base-ubuntu22.04"]) == "nvidia/cuda:12.2.0-base-ubuntu24.04"

@@ -8,6 +8,7 @@ through `ctx.host.call("probe.*")` so that support bundles replay them.
 from __future__ import annotations
 
 import time
+import re
 import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence, TypeVar
@@ -43,12 +44,28 @@ class ProbeFacts:
         return tuple(s for s in self.specs if s.check_id == check_id)
 
 
-def default_image(cuda_driver_version: int | None) -> str:
-    """A CUDA base image matched to the host's CUDA driver version (13000 → 13.0)."""
+CUDA_REPOSITORY = "nvidia/cuda"
+
+
+def default_image(cuda_driver_version: int | None, present: Sequence[str] = ()) -> str:
+    """A CUDA base image matched to the host's CUDA driver version (13000 → 13.0).
+
+    Prefer one already on the daemon (offline hosts): the newest `nvidia/cuda:X.Y…-base…` whose CUDA
+    version the driver supports. Otherwise the canonical tag, which is pulled only with --pull.
+    """
+    usable = []
+    for tag in present:
+        m = re.match(rf"^{re.escape(CUDA_REPOSITORY)}:(\d+)\.(\d+)(?:\.\d+)?-base-", tag)
+        if m:
+            need = int(m.group(1)) * 1000 + int(m.group(2)) * 10
+            if cuda_driver_version is None or need <= cuda_driver_version:
+                usable.append((need, tag))
+    if usable:
+        return max(usable)[1]
     if not cuda_driver_version:
-        return "nvidia/cuda:12.4.1-base-ubuntu22.04"
+        return f"{CUDA_REPOSITORY}:12.4.1-base-ubuntu22.04"
     major, minor = cuda_driver_version // 1000, (cuda_driver_version % 1000) // 10
-    return f"nvidia/cuda:{major}.{minor}.0-base-ubuntu24.04"
+    return f"{CUDA_REPOSITORY}:{major}.{minor}.0-base-ubuntu24.04"
 
 
 def host_gpus(nvml: Any) -> tuple[HostGpu, ...]:
@@ -137,7 +154,12 @@ def probes_fact(ctx: FactContext) -> ProbeFacts:
         cuda = nvml.cuda_driver_version
     except FactMissing:
         gpus, cuda = (), None
-    image = image or default_image(cuda)
+    if not image:
+        try:
+            present = ctx.host.call("probe.local-images", [CUDA_REPOSITORY], lambda: runner.local_images(CUDA_REPOSITORY))
+        except HostCallError:
+            present = []
+        image = default_image(cuda, present)
     image_info = early if early is not None else prepare(image)
 
     form_ctx = FormContext(

@@ -113,6 +113,15 @@ def sweep(timeout_s: float = 10.0) -> dict[str, Any]:
     return {"removed": removed}
 
 
+def local_images(repository: str, timeout_s: float = 10.0) -> list[str]:
+    """Tags of `repository` present on the daemon (e.g. the nvidia/cuda images already pulled)."""
+    try:
+        images = _api(timeout_s).images(name=repository)
+    except Exception as e:
+        raise to_host_call_error(e) from None
+    return sorted({t for i in images for t in (i.get("RepoTags") or []) if t and not t.endswith("<none>")})
+
+
 def ensure_image(image: str, pull: bool, timeout_s: float = 30.0) -> dict[str, Any]:
     """Is the probe image present? Pull it only when asked (hosts are often offline)."""
     import docker
