@@ -164,31 +164,23 @@ def _count_over(ctx: FormContext) -> list[ProbeSpec]:
     return [_count(len(ctx.gpus) + 1, "gpus-count-over", ctx, expect_error=True)]
 
 
+def _device(g: HostGpu, ident: str, form_id: str, ctx: FormContext) -> ProbeSpec:
+    """`--gpus device=<ident>` for one GPU, by index or by UUID."""
+    return ProbeSpec(
+        f"{form_id}:{g.index}", form_id, "containers.gpus-device", f"--gpus device={ident}",
+        f"docker run --rm --gpus device={ident} {ctx.image}",
+        _sdk(f'device_ids=["{ident}"], capabilities=[["gpu"]]'),
+        _compose(f"            - driver: nvidia\n              device_ids: ['{ident}']\n              capabilities: [gpu]\n"),
+        device_requests=(_req(device_ids=[ident]),), expect_indices=(g.index,),
+    )
+
+
 def _device_index(ctx: FormContext) -> list[ProbeSpec]:
-    return [
-        ProbeSpec(
-            f"gpus-device-index:{g.index}", "gpus-device-index", "containers.gpus-device", f"--gpus device={g.index}",
-            f"docker run --rm --gpus device={g.index} {ctx.image}",
-            _sdk(f'device_ids=["{g.index}"], capabilities=[["gpu"]]'),
-            _compose(f"            - driver: nvidia\n              device_ids: ['{g.index}']\n              capabilities: [gpu]\n"),
-            device_requests=(_req(device_ids=[str(g.index)]),), expect_indices=(g.index,),
-        )
-        for g in ctx.gpus
-    ]
+    return [_device(g, str(g.index), "gpus-device-index", ctx) for g in ctx.gpus]
 
 
 def _device_uuid(ctx: FormContext) -> list[ProbeSpec]:
-    return [
-        ProbeSpec(
-            f"gpus-device-uuid:{g.index}", "gpus-device-uuid", "containers.gpus-device", f"--gpus device={g.uuid}",
-            f"docker run --rm --gpus device={g.uuid} {ctx.image}",
-            _sdk(f'device_ids=["{g.uuid}"], capabilities=[["gpu"]]'),
-            _compose(f"            - driver: nvidia\n              device_ids: ['{g.uuid}']\n              capabilities: [gpu]\n"),
-            device_requests=(_req(device_ids=[str(g.uuid)]),), expect_indices=(g.index,),
-        )
-        for g in ctx.gpus
-        if g.uuid
-    ]
+    return [_device(g, g.uuid, "gpus-device-uuid", ctx) for g in ctx.gpus if g.uuid]
 
 
 def _caps(caps: Sequence[str], key: str, ctx: FormContext) -> ProbeSpec:
