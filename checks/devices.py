@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import os
-
 from ..checking import Check, check
 from ..facts.devices import CONTROL_NODES, DeviceFacts, DeviceNode
 from ..facts.kernel import KernelFacts
@@ -298,12 +296,7 @@ def char_symlinks(platform: PlatformFacts, devices: DeviceFacts) -> Result:
     if not devices.char_dir_present:
         return skipped("no /dev/char directory here (inside a container?): nothing to check")
     nodes = _access_nodes(devices)
-    missing = []
-    for n in nodes:
-        key = f"{n.major}:{n.minor}"
-        target = devices.char_links.get(key)
-        if target is None or os.path.basename(target) != os.path.basename(n.path):
-            missing.append(f"/dev/char/{key} → {n.path}")
+    missing = [f"/dev/char/{n.major}:{n.minor} → {n.path}" for n in devices.lacking_char_link(nodes)]
     if missing:
         return warned(
             f"{len(missing)} /dev/char link(s) missing: GPU containers may lose access after `systemctl daemon-reload`",

@@ -13,6 +13,7 @@ from ..checking import Check, check
 from ..facts.cdi import CdiFacts
 from ..facts.daemon_config import DaemonConfig
 from ..facts.docker import DockerFacts, version_tuple
+from ..facts.devices import DeviceFacts
 from ..facts.dockerd_process import DockerdProcess
 from ..facts.toolkit import ToolkitFacts
 from ..model import Fix, Layer, Result, failed, passed, skipped, warned
@@ -580,10 +581,10 @@ def gpu_driver(docker: DockerFacts, dockerd_process: DockerdProcess, toolkit: To
     "docker.cgroups",
     "The cgroup setup keeps GPU device access",
     layer=Layer.DOCKER,
-    needs=("docker", "toolkit"),
+    needs=("docker", "toolkit", "devices"),
     after=("docker.reachable",),
 )
-def cgroups(docker: DockerFacts, toolkit: ToolkitFacts) -> Result:
+def cgroups(docker: DockerFacts, toolkit: ToolkitFacts, devices: DeviceFacts) -> Result:
     """cgroup v2 has a libnvidia-container that knows it (≥ 1.8), and the systemd cgroup driver has the
     /dev/char links that keep hook-injected devices allowed.
 
@@ -606,7 +607,7 @@ def cgroups(docker: DockerFacts, toolkit: ToolkitFacts) -> Result:
             evidence=_evidence("cgroup-v2-unsupported-old-stack", **ev),
         )
     hook_path = toolkit.mode not in NON_LEGACY_MODES and not gpus_uses_cdi(docker, toolkit)
-    missing = [d.node for d in toolkit.dev_char if not d.present]
+    missing = [n.path for n in devices.lacking_char_link()]
     if docker.cgroup_driver == "systemd" and hook_path and missing:
         return warned(
             f"systemd cgroup driver with hook-injected GPUs and no /dev/char links for {', '.join(missing[:4])}: "

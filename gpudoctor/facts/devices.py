@@ -9,6 +9,7 @@ so their absence on a headless host is common; runc with the systemd cgroup driv
 from __future__ import annotations
 
 import errno
+import os
 import re
 from dataclasses import dataclass
 from typing import Mapping
@@ -73,6 +74,17 @@ class DeviceFacts:
     def any_nvidia_node(self) -> bool:
         return any(n.exists for n in self.nodes.values())
 
+    def lacking_char_link(self, nodes: "list[DeviceNode] | None" = None) -> list[DeviceNode]:
+        """Character nodes (default: every /dev/nvidia* one) without a /dev/char/<major>:<minor> link to
+        them — what runc with the systemd cgroup driver needs (failure mode `cgroup-device-access-lost`)."""
+        chosen = nodes if nodes is not None else [n for _, n in sorted(self.nodes.items()) if n.exists and n.is_char]
+        lacking = []
+        for n in chosen:
+            target = self.char_links.get(f"{n.major}:{n.minor}")
+            if target is None or os.path.basename(target) != os.path.basename(n.path):
+                lacking.append(n)
+        return lacking
+
 
 def stat_node(ctx: FactContext, path: str) -> DeviceNode:
     try:
@@ -115,7 +127,9 @@ def read_devices(ctx: FactContext) -> DeviceFacts:
 
     links: dict[str, str | None] = {}
     char_listing = list_dir(ctx.host, "/dev/char")
-    majors = _nvidia_majors(ctx)
+    # Links of every NVIDIA major: the kernel's, and those of the nodes found (a uvm major the
+    # kernel fact could not read still counts).
+    majors = _nvidia_majors(ctx) | {n.major for n in nodes.values() if n.is_char and n.major is not None}
     for name in char_listing.entries:
         maj, _, mnr = name.partition(":")
         if maj.isdigit() and mnr.isdigit() and int(maj) in majors:

@@ -9,7 +9,7 @@ file named by `NVIDIA_CTK_CONFIG_FILE_PATH` (toolkit ≥ 1.18).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from .registry import FactContext, fact
@@ -43,21 +43,12 @@ class ToolkitBinary:
 
 
 @dataclass(frozen=True)
-class DevCharLink:
-    node: str  # /dev/nvidia0
-    major: int
-    minor: int
-    present: bool  # /dev/char/<major>:<minor> exists
-
-
-@dataclass(frozen=True)
 class ToolkitFacts:
     binaries: tuple[ToolkitBinary, ...]
     config_path: str
     config_exists: bool = False
     config_error: str | None = None
     config: Mapping[str, Any] = field(default_factory=dict)
-    dev_char: tuple[DevCharLink, ...] = ()
     ldconfig_exists: bool | None = None  # the host path behind `ldconfig = "@…"`
 
     def binary(self, name: str) -> ToolkitBinary:
@@ -146,31 +137,9 @@ def _binary(ctx: FactContext, name: str, search: str) -> ToolkitBinary:
     return ToolkitBinary(name, path, version, "\n".join(text.splitlines()[:4]), error)
 
 
-def _dev_char(ctx: FactContext) -> tuple[DevCharLink, ...]:
-    """Which /dev/nvidia* character devices lack their /dev/char/<maj>:<min> link (runc + systemd need it)."""
-    try:
-        names = ctx.host.list_dir("/dev")
-    except OSError:
-        return ()
-    links = []
-    for name in names:
-        if not name.startswith("nvidia"):
-            continue
-        try:
-            st = ctx.host.stat(f"/dev/{name}")
-        except OSError:
-            continue
-        if st.kind != "char":
-            continue
-        links.append(
-            DevCharLink(f"/dev/{name}", st.rdev_major, st.rdev_minor, ctx.host.exists(f"/dev/char/{st.rdev_major}:{st.rdev_minor}"))
-        )
-    return tuple(links)
-
-
 @fact("toolkit", timeout_s=30)
 def toolkit_fact(ctx: FactContext) -> ToolkitFacts:
-    """NVIDIA Container Toolkit binaries, their versions, config.toml, /dev/char links."""
+    """NVIDIA Container Toolkit binaries, their versions, config.toml."""
     search = _search_path(ctx)
     binaries = tuple(_binary(ctx, name, search) for name in BINARIES)
     path = ctx.host.getenv("NVIDIA_CTK_CONFIG_FILE_PATH") or CONFIG_PATH
@@ -182,10 +151,10 @@ def toolkit_fact(ctx: FactContext) -> ToolkitFacts:
     except OSError as e:
         exists = e.errno != 2
         error = None if not exists else f"{path}: {e.strerror or e}"
-    facts = ToolkitFacts(binaries, path, exists, error, config, _dev_char(ctx))
+    facts = ToolkitFacts(binaries, path, exists, error, config)
     ldconfig = facts.ldconfig
     if ldconfig:
         # "@/sbin/ldconfig.real": the @ marks a host path (toolkit ≥ 1.17.3; failure-modes #23).
         target = ldconfig[1:] if ldconfig.startswith("@") else ldconfig
-        facts = ToolkitFacts(binaries, path, exists, error, config, facts.dev_char, ctx.host.exists(target))
+        facts = replace(facts, ldconfig_exists=ctx.host.exists(target))
     return facts
