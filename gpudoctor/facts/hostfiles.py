@@ -13,6 +13,20 @@ from dataclasses import dataclass
 
 from .host import Host
 
+# The usual homes of the driver's versioned userspace libraries (libnvidia-ml.so.<version>,
+# libcuda.so.<version>): Debian/Ubuntu multiarch, RPM distros, aarch64, and /usr/local/nvidia/lib64
+# where GPU-operator/cloud images put the driver, as on our real H100 capture.
+DRIVER_LIBRARY_DIRS = (
+    "/usr/lib/x86_64-linux-gnu",
+    "/usr/lib/aarch64-linux-gnu",
+    "/usr/lib64",
+    "/usr/lib",
+    "/lib/x86_64-linux-gnu",
+    "/lib64",
+    "/lib",
+    "/usr/local/nvidia/lib64",
+)
+
 # /proc and /sys files we read are a few hundred bytes; anything bigger is not what we expect.
 SMALL_FILE_LIMIT = 64 * 1024
 

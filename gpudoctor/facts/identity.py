@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .hostfiles import read_file
 from .registry import FactContext, fact
 
 
@@ -14,10 +15,7 @@ class HostIdentity:
 
 
 def _first_line(ctx: FactContext, path: str) -> str | None:
-    try:
-        return ctx.host.read_text(path).strip() or None
-    except OSError:
-        return None
+    return (read_file(ctx.host, path).text or "").strip() or None
 
 
 @fact("host_identity", timeout_s=5)

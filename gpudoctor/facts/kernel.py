@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from .hostfiles import list_dir, read_file
+from .hostfiles import DRIVER_LIBRARY_DIRS, list_dir, read_file
 from .nvml import normalize_bus_id
 from .registry import FactContext, fact
 
@@ -34,19 +34,6 @@ WATCHED_MODULES = (
     "nova_core",
     "nova_drm",
     "vfio_pci",
-)
-
-# The usual homes of libnvidia-ml.so.<version> (Debian/Ubuntu multiarch, RPM distros, aarch64, and
-# /usr/local/nvidia/lib64 where GPU-operator/cloud images put the driver, as on our real H100 capture).
-LIBRARY_DIRS = (
-    "/usr/lib/x86_64-linux-gnu",
-    "/usr/lib/aarch64-linux-gnu",
-    "/usr/lib64",
-    "/usr/lib",
-    "/lib/x86_64-linux-gnu",
-    "/lib64",
-    "/lib",
-    "/usr/local/nvidia/lib64",
 )
 
 _VERSION_RE = re.compile(r"Kernel Module(?:\s+for\s+\S+)?\s+(\d+\.\d+(?:\.\d+)*)")
@@ -146,12 +133,7 @@ def parse_information(entry: str, text: str) -> KernelGpu:
         except ValueError:
             problem = f"Device Minor is {raw_minor[:40]!r}, not a number"
     bus = f.get("Bus Location")
-    try:
-        bus_id = normalize_bus_id(bus) if bus else normalize_bus_id(entry)
-    except Exception:
-        bus_id = None
-    if bus_id is not None and not re.fullmatch(r"[0-9a-f]{4}:[0-9a-f]{2}:[0-9a-f]{2}\.[0-7]", bus_id):
-        bus_id = None
+    bus_id = _safe_bus(bus or entry)
     uuid = f.get("GPU UUID")
     if uuid and ("?" in uuid or not uuid.startswith("GPU-")):
         uuid = None
@@ -223,7 +205,7 @@ def _safe_bus(entry: str) -> str | None:
 
 def _library_versions(ctx: FactContext) -> dict[str, str]:
     found = {}
-    for d in LIBRARY_DIRS:
+    for d in DRIVER_LIBRARY_DIRS:
         listing = list_dir(ctx.host, d)
         for name in listing.entries:
             m = _LIB_RE.match(name)

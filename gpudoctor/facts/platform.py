@@ -12,13 +12,11 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from .hostfiles import list_dir, read_file
+from .hostfiles import DRIVER_LIBRARY_DIRS, list_dir, read_file
 from .registry import FactContext, fact
 
 WSL_LIB_DIR = "/usr/lib/wsl/lib"
 WSL_REQUIRED_LIBS = ("libcuda.so.1", "libnvidia-ml.so.1")
-# Where a Linux driver package inside the distro would put its own versioned NVML/CUDA libraries.
-DISTRO_LIB_DIRS = ("/usr/lib/x86_64-linux-gnu", "/usr/lib64", "/usr/lib/aarch64-linux-gnu")
 _DISTRO_DRIVER_LIB = re.compile(r"^lib(nvidia-ml|cuda)\.so\.\d+\.\d+")
 
 
@@ -74,7 +72,8 @@ def read_platform(ctx: FactContext) -> PlatformFacts:
     wsl_dir = list_dir(host, WSL_LIB_DIR)
     distro_libs: list[str] = []
     if kind != "linux":
-        for d in DISTRO_LIB_DIRS:
+        # Where a Linux driver package inside the distro would put its own versioned libraries.
+        for d in DRIVER_LIBRARY_DIRS:
             distro_libs += [f"{d}/{n}" for n in list_dir(host, d).entries if _DISTRO_DRIVER_LIB.match(n)]
     dev = list_dir(host, "/dev")
     return PlatformFacts(
