@@ -148,10 +148,8 @@ def daemon_config_fact(ctx: FactContext) -> DaemonConfig:
         return DaemonConfig(None, source, note="rootless daemon whose HOME could not be read")
     try:
         text = ctx.host.read_text(path, limit=CONFIG_READ_LIMIT)
-    except FileNotFoundError:
+    except FileNotFoundError:  # replays raise it too: OSError(ENOENT, …) constructs a FileNotFoundError
         return DaemonConfig(path, source, exists=False)
     except OSError as e:
-        if e.errno == 2:
-            return DaemonConfig(path, source, exists=False)
         return DaemonConfig(path, source, exists=True, read_error=f"{path}: {e.strerror or e}")
     return parse_daemon_json(text, path, source)

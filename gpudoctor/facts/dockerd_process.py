@@ -19,6 +19,7 @@ from typing import Mapping
 
 from .docker import DockerFacts
 from .docker_client import socket_peer_pid
+from .hostfiles import read_file
 from .registry import FactContext, fact
 
 HOOKS = ("nvidia-container-runtime-hook", "nvidia-cdi-hook")
@@ -93,10 +94,7 @@ def parse_flags(cmdline: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
 
 
 def _read(ctx: FactContext, path: str) -> str | None:
-    try:
-        return ctx.host.read_text(path)
-    except OSError:
-        return None
+    return read_file(ctx.host, path).text
 
 
 def _is_dockerd(ctx: FactContext, pid: int) -> bool:
