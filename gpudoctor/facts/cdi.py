@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from .registry import FactContext, FactMissing, fact
@@ -235,11 +235,9 @@ def cdi_fact(ctx: FactContext) -> CdiFacts:
                 mtime = ctx.host.stat(path).mtime
             except OSError:
                 mtime = None
+            missing: tuple[str, ...] = ()
             if spec.ok:
                 refs = list(dict.fromkeys([*spec.device_nodes, *spec.host_paths, *spec.hook_paths]))[:MAX_PATHS_CHECKED]
                 missing = tuple(p for p in refs if not ctx.host.exists(p))
-                spec = CdiSpec(**{**spec.__dict__, "missing": missing, "mtime": mtime})
-            else:
-                spec = CdiSpec(**{**spec.__dict__, "mtime": mtime})
-            specs.append(spec)
+            specs.append(replace(spec, missing=missing, mtime=mtime))
     return CdiFacts(tuple(dirs), tuple(specs), errors, tuple(missing_dirs))
