@@ -71,7 +71,7 @@ def gpus_uses_cdi(docker: DockerFacts, toolkit: ToolkitFacts | None) -> bool:
     return bool(v and v >= (29, 2) and toolkit is not None and toolkit.has("nvidia-cdi-hook") and docker.cdi_enabled)
 
 
-def runtime_binary(name: str, path: str | None, proc: DockerdProcess) -> str | None | bool:
+def runtime_binary(name: str, proc: DockerdProcess) -> str | None | bool:
     """Where runtime `name`'s binary is: a path, None when it is missing, True when it could not be told."""
     if name not in proc.runtime_paths:
         return True
@@ -409,7 +409,7 @@ def runtime_nvidia(docker: DockerFacts, toolkit: ToolkitFacts, dockerd_process: 
             fix=fix,
             evidence=_evidence("runtime-not-registered", **ev),
         )
-    where = runtime_binary(rt.name, rt.path, dockerd_process)
+    where = runtime_binary(rt.name, dockerd_process)
     if where is None:
         return failed(
             f"runtime `nvidia` points at {rt.path!r}, which does not exist"
@@ -454,7 +454,7 @@ def default_runtime(docker: DockerFacts, toolkit: ToolkitFacts, dockerd_process:
                 configure_commands(docker, dockerd_process, "--set-as-default"), TOOLKIT_DOCKER_DOC),
             evidence=ev,
         )
-    if name == "nvidia" and rt is not None and runtime_binary(rt.name, rt.path, dockerd_process) is None:
+    if name == "nvidia" and rt is not None and runtime_binary(rt.name, dockerd_process) is None:
         return failed(
             f"default runtime `nvidia` points at {rt.path!r}, which does not exist: every container fails to start",
             Fix(

@@ -28,6 +28,19 @@ GPU_LOST_FIX = Fix(
     XID_LINK,
 )
 
+# failure-modes.md #8 `driver-library-version-mismatch`: one fix whichever check sees it first.
+VERSION_MISMATCH_FIX = Fix(
+    "The driver was upgraded but the old kernel module is still loaded: reboot (or, with no GPU "
+    "users, reload the modules), then hold the driver packages so unattended upgrades cannot "
+    "repeat it. Recreate existing GPU containers afterwards.",
+    (
+        "sudo reboot",
+        "sudo rmmod nvidia_uvm nvidia_drm nvidia_modeset nvidia && sudo modprobe nvidia",
+        "sudo apt-mark hold 'nvidia-*' 'libnvidia-*'",
+    ),
+    DRIVER_GUIDE,
+)
+
 
 def _branch(kernel: KernelFacts) -> str:
     v = kernel.version.version if kernel.version else None
@@ -88,17 +101,7 @@ def _init_failure(platform: PlatformFacts, kernel: KernelFacts, e: NvmlError) ->
         lib = _library_version(kernel)
         return failed(
             f"driver/library version mismatch: kernel module {module or 'unknown'}, NVML library {lib or 'unknown'}",
-            Fix(
-                "The driver was upgraded but the old kernel module is still loaded: reboot (or, with no GPU "
-                "users, reload the modules), then hold the driver packages so unattended upgrades cannot "
-                "repeat it. Recreate existing GPU containers afterwards.",
-                (
-                    "sudo reboot",
-                    "sudo rmmod nvidia_uvm nvidia_drm nvidia_modeset nvidia && sudo modprobe nvidia",
-                    "sudo apt-mark hold 'nvidia-*' 'libnvidia-*'",
-                ),
-                DRIVER_GUIDE,
-            ),
+            VERSION_MISMATCH_FIX,
             details=(raw, *(f"{path}: {v}" for path, v in sorted(kernel.library_versions.items()))),
             evidence={**ev, "module_version": module, "library_version": lib, "failure_mode": "driver-library-version-mismatch"},
         )
@@ -228,11 +231,7 @@ def driver_version(kernel: KernelFacts, nvml: NvmlFacts) -> tuple[Result, ...] |
         results.append(
             failed(
                 f"driver/library version mismatch: kernel module {module}, NVML library {nv}",
-                Fix(
-                    "Reboot so the kernel module matches the installed libraries, then hold the driver packages.",
-                    ("sudo reboot", "sudo apt-mark hold 'nvidia-*' 'libnvidia-*'"),
-                    DRIVER_GUIDE,
-                ),
+                VERSION_MISMATCH_FIX,
                 evidence={**ev, "failure_mode": "driver-library-version-mismatch"},
             )
         )
