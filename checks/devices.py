@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..checking import Check, check
-from ..facts.devices import CONTROL_NODES, DeviceFacts, DeviceNode
+from ..facts.devices import CONTROL_NODES, NVIDIA_MAJOR, NVIDIACTL_MINOR, DeviceFacts, DeviceNode
 from ..facts.kernel import KernelFacts
 from ..facts.platform import PlatformFacts
 from ..model import Fix, Layer, Result, failed, passed, skipped, warned
@@ -12,17 +12,15 @@ from .platform import not_on_wsl
 TOOLKIT_TROUBLESHOOTING = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/troubleshooting.html"
 MODPROBE_LINK = "https://github.com/NVIDIA/nvidia-modprobe"
 
-FRONTEND_MAJOR = 195  # /dev/nvidia[0-9]* and /dev/nvidiactl on every driver so far
-CTL_MINOR = 255
 
 
 def _expected(kernel: KernelFacts) -> dict[str, tuple[int | None, int]]:
     """Control node → (major, minor) as the running kernel registered them. nvidia-uvm's major is
     dynamic (238 on our H100 capture): a node left over from an earlier load can carry a stale one."""
-    front = kernel.frontend_major or FRONTEND_MAJOR
+    front = kernel.frontend_major or NVIDIA_MAJOR
     uvm = kernel.uvm_major
     return {
-        "/dev/nvidiactl": (front, CTL_MINOR),
+        "/dev/nvidiactl": (front, NVIDIACTL_MINOR),
         "/dev/nvidia-uvm": (uvm, 0),
         "/dev/nvidia-uvm-tools": (uvm, 1),
     }
@@ -153,7 +151,7 @@ def gpu_nodes(platform: PlatformFacts, kernel: KernelFacts, devices: DeviceFacts
         return skip
     if not devices.dev_readable:
         return warned(f"device nodes not checked: {devices.dev_problem}")
-    front = kernel.frontend_major or FRONTEND_MAJOR
+    front = kernel.frontend_major or NVIDIA_MAJOR
     minors = sorted({g.minor for g in kernel.gpus if g.minor is not None})
     if not minors:
         return skipped("the driver reports no GPU minor numbers")

@@ -19,6 +19,10 @@ from .hostfiles import describe_oserror, list_dir, readlink
 from .registry import FactContext, FactMissing, fact
 
 CONTROL_NODES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools")
+# /dev/nvidia<minor> and /dev/nvidiactl: major 195 on every driver so far ("nvidia-frontend" or
+# "nvidia" in /proc/devices); nvidiactl is minor 255. nvidia-uvm's major is dynamic.
+NVIDIA_MAJOR = 195
+NVIDIACTL_MINOR = 255
 GPU_NODE_RE = re.compile(r"^nvidia(\d+)$")
 
 
@@ -109,7 +113,7 @@ def _nvidia_majors(ctx: FactContext) -> set[int]:
         majors = set(kernel.majors.values())
     except FactMissing:
         majors = set()
-    return majors | {195}
+    return majors | {NVIDIA_MAJOR}
 
 
 def read_devices(ctx: FactContext) -> DeviceFacts:

@@ -5,12 +5,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-NVIDIA_MAJOR = 195  # /dev/nvidia<minor> and /dev/nvidiactl (255); /proc/devices "nvidia-frontend"/"nvidia"
-CONTROL_MINOR = 255
+from ..facts.devices import NVIDIA_MAJOR, NVIDIACTL_MINOR
 
 
 @dataclass(frozen=True)
-class DeviceNode:
+class SeenNode:
+    """A device node as `ls -ln` showed it inside a probe container."""
+
     path: str
     major: int
     minor: int
@@ -31,7 +32,7 @@ class ProbeView:
     """What one probe container saw."""
 
     valid: bool  # the report was complete (the script ran to @@end)
-    nodes: tuple[DeviceNode, ...]
+    nodes: tuple[SeenNode, ...]
     smi_path: str | None
     smi_list_rc: int | None
     smi_list: tuple[SmiGpu, ...]
@@ -49,7 +50,7 @@ class ProbeView:
             sorted(
                 n.minor
                 for n in self.nodes
-                if n.major == NVIDIA_MAJOR and n.minor != CONTROL_MINOR and re.fullmatch(r"/dev/nvidia\d+", n.path)
+                if n.major == NVIDIA_MAJOR and n.minor != NVIDIACTL_MINOR and re.fullmatch(r"/dev/nvidia\d+", n.path)
             )
         )
 
@@ -117,7 +118,7 @@ def parse_probe_output(text: str) -> ProbeView:
     for line in sections.get("dev", []):
         m = _LS_DEV.match(line.strip())
         if m:
-            nodes.append(DeviceNode(m.group(3), int(m.group(1)), int(m.group(2))))
+            nodes.append(SeenNode(m.group(3), int(m.group(1)), int(m.group(2))))
     smi_list = []
     for line in sections.get("smi-L", []):
         g = _SMI_GPU.match(line)
