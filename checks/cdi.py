@@ -10,9 +10,9 @@ from ..facts.cdi import CdiFacts
 from ..facts.docker import DockerFacts
 from ..facts.nvml import NvmlFacts
 from ..facts.toolkit import ToolkitFacts
+from ..links import TOOLKIT_CDI
 from ..model import Fix, Layer, Result, failed, passed, skipped, warned
 
-CDI_DOC = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/cdi-support.html"
 GENERATE = "sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml"
 GENERATE_BOTH_NAMES = (
     "sudo nvidia-ctk cdi generate --device-name-strategy=index --device-name-strategy=uuid "
@@ -44,20 +44,20 @@ def specs(cdi: CdiFacts, toolkit: ToolkitFacts, docker: DockerFacts) -> list[Res
             f"{spec.path}: {spec.error}",
             Fix("Regenerate the spec (or remove the broken file).",
                 (f"sudo mv {spec.path} {spec.path}.broken", _generate_at(spec.path if spec.path.endswith(".yaml") else None)),
-                CDI_DOC),
+                TOOLKIT_CDI),
             subject=spec.path,
             evidence={"path": spec.path, "format": spec.format, "failure_mode": "cdi-spec-missing-or-unreadable"},
         ))
     for d, err in cdi.dir_errors.items():
         results.append(warned(f"cannot read CDI dir {d}: {err}", subject=d,
-                              fix=Fix("Make the spec dir readable.", (f"sudo chmod 755 {d}",), CDI_DOC)))
+                              fix=Fix("Make the spec dir readable.", (f"sudo chmod 755 {d}",), TOOLKIT_CDI)))
     seen: dict[str, str] = {}
     for spec in cdi.nvidia_specs:
         for name in spec.qualified_names:
             if name in seen and seen[name] != spec.path:
                 results.append(warned(
                     f"{name} is defined in both {seen[name]} and {spec.path}: one of them is probably stale",
-                    fix=Fix("Keep one NVIDIA spec.", (f"sudo rm {seen[name]}", LIST), CDI_DOC),
+                    fix=Fix("Keep one NVIDIA spec.", (f"sudo rm {seen[name]}", LIST), TOOLKIT_CDI),
                     evidence={"device": name},
                 ))
                 break
@@ -78,7 +78,7 @@ def specs(cdi: CdiFacts, toolkit: ToolkitFacts, docker: DockerFacts) -> list[Res
         results.append(failed(
             f"no nvidia.com/gpu CDI spec in {', '.join(cdi.dirs)}, but {needed_by}: "
             "requests fail with 'unresolvable CDI devices nvidia.com/gpu=all'",
-            Fix("Generate the NVIDIA CDI spec.", (GENERATE, LIST), CDI_DOC),
+            Fix("Generate the NVIDIA CDI spec.", (GENERATE, LIST), TOOLKIT_CDI),
             evidence=ev,
         ))
     elif not results:
@@ -111,7 +111,7 @@ def devices(cdi: CdiFacts, nvml: NvmlFacts, toolkit: ToolkitFacts) -> list[Resul
         return [skipped(f"cannot compare the spec with the GPUs: {why}")]
     names = _spec_names(cdi)
     results: list[Result] = []
-    fix_regen = Fix("Regenerate the spec with index and UUID names.", (GENERATE_BOTH_NAMES, LIST), CDI_DOC)
+    fix_regen = Fix("Regenerate the spec with index and UUID names.", (GENERATE_BOTH_NAMES, LIST), TOOLKIT_CDI)
     if "all" not in names:
         results.append(failed("the NVIDIA CDI spec has no `all` device: nvidia.com/gpu=all is unresolvable", fix_regen,
                               evidence={"names": sorted(names)}))
@@ -141,7 +141,7 @@ def devices(cdi: CdiFacts, nvml: NvmlFacts, toolkit: ToolkitFacts) -> list[Resul
                 if f"{gpu.index}:{mig.index}" not in names and (not mig.uuid or mig.uuid not in names):
                     results.append(failed(
                         f"MIG device {gpu.index}:{mig.index} ({mig.uuid}) of {gpu.label} is not in the CDI spec",
-                        Fix("Regenerate the spec after every MIG change.", (GENERATE_BOTH_NAMES, LIST), CDI_DOC),
+                        Fix("Regenerate the spec after every MIG change.", (GENERATE_BOTH_NAMES, LIST), TOOLKIT_CDI),
                         subject=gpu.label, evidence={"failure_mode": "mig-device-naming"},
                     ))
     if not results:
@@ -183,7 +183,7 @@ def stale(cdi: CdiFacts, nvml: NvmlFacts) -> list[Result]:
             results.append(failed(
                 f"{spec.path} is stale: " + "; ".join(problems),
                 Fix("Regenerate the spec for the running driver and GPUs.",
-                    (_generate_at(spec.path if spec.path.endswith(".yaml") else None), LIST), CDI_DOC),
+                    (_generate_at(spec.path if spec.path.endswith(".yaml") else None), LIST), TOOLKIT_CDI),
                 subject=spec.path,
                 details=list(spec.missing[:50]),
                 evidence={"path": spec.path, "driver_versions": list(spec.driver_versions), "driver": driver,

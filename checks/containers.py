@@ -11,13 +11,14 @@ from typing import Iterable
 
 from ..checking import Check, check
 from ..facts.probes import ProbeFacts
+from ..links import TOOLKIT_DOCS, TOOLKIT_TROUBLESHOOTING
 from ..model import Fix, Layer, Result, errored, failed, passed, skipped, warned
 from ..probes.compare import DEGRADED, FAILS, MISMATCH, NOT_RUN, WORKS, Judgement, judge, short
 from ..probes.forms import FORMS, ProbeSpec
 
 HOST_LAYERS = ("nvml.init", "toolkit.installed", "docker.reachable")
 RUNTIME_LAYERS = (*HOST_LAYERS, "docker.runtime.nvidia")
-DOCS = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/docker-specialized.html"
+DOCS = f"{TOOLKIT_DOCS}/docker-specialized.html"
 
 
 def _not_probed(probes: ProbeFacts, check_id: str) -> Result | None:
@@ -41,7 +42,7 @@ def _fix_for(j: Judgement, spec: ProbeSpec) -> Fix:
         return Fix(
             "Ask for the capabilities the workload needs (utility for nvidia-smi/NVML, compute for CUDA).",
             (f"docker run --rm --gpus 'all,\"capabilities=compute,utility\"' IMAGE nvidia-smi -L",),
-            "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/docker-specialized.html#driver-capabilities",
+            f"{DOCS}#driver-capabilities",
         )
     return Fix(
         "The container saw other GPUs than requested: compare the request with `nvidia-smi -L` on the host "
@@ -115,7 +116,7 @@ def baseline(probes: ProbeFacts) -> Iterable[Result]:
                 ("docker run -e NVIDIA_VISIBLE_DEVICES=void IMAGE",
                  "sudo nvidia-ctk runtime configure --runtime=docker  # without --set-as-default",
                  "sudo systemctl restart docker"),
-                "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/docker-specialized.html#gpu-enumeration",
+                f"{DOCS}#gpu-enumeration",
             )
             summary = f"a container with no GPU request saw {r.evidence.get('seen')}"
             if why:
@@ -255,7 +256,7 @@ def image(probes: ProbeFacts, nvml) -> Iterable[Result]:
                 subject=probes.image,
                 fix=Fix("Remove driver libraries from the image; the toolkit injects the host's matching ones.",
                         ("docker run --rm IMAGE sh -c 'ls -l /usr/lib/x86_64-linux-gnu/libcuda.so*'",),
-                        "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/troubleshooting.html"),
+                        TOOLKIT_TROUBLESHOOTING),
             ))
     if not results:
         results.append(passed(f"{probes.image} is present and fits the host driver", subject=probes.image,

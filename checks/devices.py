@@ -6,10 +6,10 @@ from ..checking import Check, check
 from ..facts.devices import CONTROL_NODES, NVIDIA_MAJOR, NVIDIACTL_MINOR, DeviceFacts, DeviceNode
 from ..facts.kernel import KernelFacts
 from ..facts.platform import PlatformFacts
+from ..links import TOOLKIT_TROUBLESHOOTING
 from ..model import Fix, Layer, Result, failed, passed, skipped, warned
 from .platform import not_on_wsl
 
-TOOLKIT_TROUBLESHOOTING = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/troubleshooting.html"
 MODPROBE_LINK = "https://github.com/NVIDIA/nvidia-modprobe"
 
 

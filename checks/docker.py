@@ -16,12 +16,11 @@ from ..facts.docker import DockerFacts, version_tuple
 from ..facts.devices import DeviceFacts
 from ..facts.dockerd_process import DockerdProcess
 from ..facts.toolkit import ToolkitFacts
+from ..links import TOOLKIT_CDI, TOOLKIT_INSTALL, TOOLKIT_TROUBLESHOOTING
 from ..model import Fix, Layer, Result, failed, passed, skipped, warned
 
-TOOLKIT_DOCKER_DOC = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/install-guide.html#configuring-docker"
-TOOLKIT_ROOTLESS_DOC = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/install-guide.html#rootless-mode"
-TOOLKIT_TROUBLE_DOC = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/troubleshooting.html"
-CDI_DOC = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/cdi-support.html"
+TOOLKIT_DOCKER_DOC = f"{TOOLKIT_INSTALL}#configuring-docker"
+TOOLKIT_ROOTLESS_DOC = f"{TOOLKIT_INSTALL}#rootless-mode"
 DOCKER_POSTINSTALL_DOC = "https://docs.docker.com/engine/install/linux-postinstall/"
 DOCKER_INSTALL_DOC = "https://docs.docker.com/engine/install/"
 DOCKER_DAEMON_DOC = "https://docs.docker.com/reference/cli/dockerd/#daemon-configuration-file"
@@ -30,9 +29,9 @@ DOCKER_CONTEXT_DOC = "https://docs.docker.com/engine/manage-resources/contexts/"
 DOCKER_ROOTLESS_DOC = "https://docs.docker.com/engine/security/rootless/"
 DESKTOP_ISSUE = "https://github.com/NVIDIA/nvidia-container-toolkit/issues/175"
 SNAP_DOC = "https://github.com/canonical/docker-snap"
-PODMAN_CDI_DOC = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/cdi-support.html#running-a-workload-with-cdi"
-SELINUX_DOC = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/troubleshooting.html#nvml-insufficient-permissions-and-selinux"
-CGROUP_DOC = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/troubleshooting.html#containers-losing-access-to-gpus-with-error-failed-to-initialize-nvml-unknown-error"
+PODMAN_CDI_DOC = f"{TOOLKIT_CDI}#running-a-workload-with-cdi"
+SELINUX_DOC = f"{TOOLKIT_TROUBLESHOOTING}#nvml-insufficient-permissions-and-selinux"
+CGROUP_DOC = f"{TOOLKIT_TROUBLESHOOTING}#containers-losing-access-to-gpus-with-error-failed-to-initialize-nvml-unknown-error"
 
 # Modes in which nvidia-container-runtime-hook refuses to run (toolkit cmd/nvidia-container-runtime-hook/
 # hook_config.go assertModeIsLegacy): `--gpus` without `--runtime=nvidia` then fails.
@@ -460,7 +459,7 @@ def default_runtime(docker: DockerFacts, toolkit: ToolkitFacts, dockerd_process:
             Fix(
                 "Reinstall the NVIDIA Container Toolkit, or remove \"default-runtime\" from daemon.json, then restart.",
                 ("sudo apt-get install --reinstall -y nvidia-container-toolkit", *restart_commands(docker, dockerd_process)),
-                TOOLKIT_TROUBLE_DOC,
+                TOOLKIT_TROUBLESHOOTING,
             ),
             evidence=_evidence("runtime-or-hook-binary-missing", **ev),
         )
@@ -555,7 +554,7 @@ def gpu_driver(docker: DockerFacts, dockerd_process: DockerdProcess, toolkit: To
                 "then restart Docker.",
                 ("sudo apt-get install -y nvidia-container-toolkit", "sudo systemctl edit docker",
                  *restart_commands(docker, dockerd_process)),
-                TOOLKIT_TROUBLE_DOC,
+                TOOLKIT_TROUBLESHOOTING,
             ),
             details=[f"dockerd PATH: {dockerd_process.path_env}"],
             evidence={**ev, "dockerd_path": dockerd_process.path_env},
@@ -603,7 +602,7 @@ def cgroups(docker: DockerFacts, toolkit: ToolkitFacts, devices: DeviceFacts) ->
             f"cgroup v2 with nvidia-container-cli {cli.version} (< 1.8): hook-based GPU containers fail with "
             "'cgroup subsystem devices not found'",
             Fix("Upgrade the NVIDIA Container Toolkit (all its packages).",
-                ("sudo apt-get update", "sudo apt-get install -y nvidia-container-toolkit"), TOOLKIT_TROUBLE_DOC),
+                ("sudo apt-get update", "sudo apt-get install -y nvidia-container-toolkit"), TOOLKIT_TROUBLESHOOTING),
             evidence=_evidence("cgroup-v2-unsupported-old-stack", **ev),
         )
     hook_path = toolkit.mode not in NON_LEGACY_MODES and not gpus_uses_cdi(docker, toolkit)
@@ -736,7 +735,7 @@ def docker_cdi(docker: DockerFacts, cdi: CdiFacts, daemon_config: DaemonConfig) 
         results.append(failed(
             f"NVIDIA CDI spec outside the daemon's spec dirs ({', '.join(dirs)}): {', '.join(outside)}",
             Fix("Generate the spec into a directory the daemon scans.",
-                ("sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml",), CDI_DOC),
+                ("sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml",), TOOLKIT_CDI),
             evidence=_evidence("cdi-spec-missing-or-unreadable", outside=outside, **ev),
         ))
     cdi_warnings = [w for w in docker.warnings if "CDI" in w]
@@ -744,7 +743,7 @@ def docker_cdi(docker: DockerFacts, cdi: CdiFacts, daemon_config: DaemonConfig) 
         results.append(failed(
             "the daemon reports CDI problems: " + " | ".join(cdi_warnings[:3]),
             Fix("Regenerate the spec and restart the daemon.",
-                ("sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml", *restart_commands(docker)), CDI_DOC),
+                ("sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml", *restart_commands(docker)), TOOLKIT_CDI),
             evidence=_evidence("cdi-spec-missing-or-unreadable", warnings=cdi_warnings, **ev),
         ))
     if docker.discovered_devices is not None:

@@ -6,8 +6,9 @@ from ..checking import Check, check
 from ..facts.kernel import KernelFacts
 from ..facts.pci import PciFacts
 from ..facts.platform import PlatformFacts
+from ..links import DRIVER_GUIDE
 from ..model import Fix, Layer, Result, failed, passed, skipped, warned
-from .pci import BLACKLIST_FIX, DRIVER_GUIDE
+from .pci import BLACKLIST_FIX
 from .platform import not_on_wsl
 
 OPEN_MODULES_LINK = "https://github.com/NVIDIA/open-gpu-kernel-modules"

@@ -8,15 +8,15 @@ from ..facts.kernel import KernelFacts
 from ..facts.nvml import NvmlError, NvmlFacts, NvmlGpu
 from ..facts.pci import PciFacts
 from ..facts.platform import WSL_LIB_DIR, PlatformFacts
+from ..links import DRIVER_GUIDE, TOOLKIT_TROUBLESHOOTING
 from ..model import Fix, Layer, Result, errored, failed, passed, skipped, warned
-from .devices import MODPROBE_LINK, TOOLKIT_TROUBLESHOOTING
+from .devices import MODPROBE_LINK
 from .kernel import KMOD_FIX
 from .platform import WSL_GUIDE
 
 NVML_API = "https://docs.nvidia.com/deploy/nvml-api/"
 XID_LINK = "https://docs.nvidia.com/deploy/xid-errors/index.html"
 MIG_GUIDE = "https://docs.nvidia.com/datacenter/tesla/mig-user-guide/index.html"
-DRIVER_GUIDE = "https://docs.nvidia.com/datacenter/tesla/driver-installation-guide/index.html"
 
 # nvmlDeviceGetComputeMode (nvml.h): 0 default, 1 exclusive-thread (removed), 2 prohibited, 3 exclusive-process.
 COMPUTE_MODES = {0: "Default", 1: "Exclusive_Thread", 2: "Prohibited", 3: "Exclusive_Process"}

@@ -5,11 +5,11 @@ from __future__ import annotations
 from ..checking import Check, check
 from ..facts.pci import PciFacts, PciFunction
 from ..facts.platform import PlatformFacts
+from ..links import DRIVER_GUIDE
 from ..model import Fix, Layer, Result, failed, passed, skipped, warned
 from .platform import not_on_wsl
 
 VERIFY_GPU_LINK = "https://docs.nvidia.com/cuda/cuda-installation-guide-linux/#verify-you-have-a-cuda-capable-gpu"
-DRIVER_GUIDE = "https://docs.nvidia.com/datacenter/tesla/driver-installation-guide/index.html"
 
 # PCI drivers that take an NVIDIA GPU away from nvidia.ko (failure mode `gpu-claimed-by-other-driver`).
 OPEN_SOURCE_DRIVERS = ("nouveau", "nova_core", "nova-core", "nova_drm")

@@ -8,13 +8,12 @@ from __future__ import annotations
 from ..checking import Check, check
 from ..facts.docker import DockerFacts, version_tuple
 from ..facts.toolkit import ToolkitFacts
+from ..links import TOOLKIT_DOCS, TOOLKIT_INSTALL, TOOLKIT_TROUBLESHOOTING
 from ..model import Fix, Layer, Result, failed, passed, warned
 from .docker import HOOK_REFUSAL, NON_LEGACY_MODES, configure_commands, gpus_uses_cdi
 
-INSTALL_DOC = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/install-guide.html"
-RELEASE_NOTES = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/release-notes.html"
-TROUBLE_DOC = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/troubleshooting.html"
-CONFIG_DOC = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/install-guide.html#configuration"
+RELEASE_NOTES = f"{TOOLKIT_DOCS}/release-notes.html"
+CONFIG_DOC = f"{TOOLKIT_INSTALL}#configuration"
 
 # The install guide's apt path (Debian/Ubuntu); the link covers dnf/zypper.
 INSTALL_COMMANDS = (
@@ -64,7 +63,7 @@ def installed(toolkit: ToolkitFacts) -> Result:
         )
         return failed(
             what,
-            Fix("Install the NVIDIA Container Toolkit and register it with Docker.", INSTALL_COMMANDS, INSTALL_DOC),
+            Fix("Install the NVIDIA Container Toolkit and register it with Docker.", INSTALL_COMMANDS, TOOLKIT_INSTALL),
             evidence=ev,
         )
     versions = toolkit.versions
@@ -100,7 +99,7 @@ def versions(toolkit: ToolkitFacts) -> list[Result]:
         results.append(warned(
             f"toolkit components at different versions: {listing}",
             fix=Fix("Upgrade all toolkit packages together.",
-                    (*UPGRADE, "dpkg-query -W 'nvidia-container-toolkit*' 'libnvidia-container*'"), INSTALL_DOC),
+                    (*UPGRADE, "dpkg-query -W 'nvidia-container-toolkit*' 'libnvidia-container*'"), TOOLKIT_INSTALL),
             evidence={"versions": found, "failure_mode": "toolkit-package-version-skew"},
         ))
     for name, base in bases.items():
@@ -154,7 +153,7 @@ def config(toolkit: ToolkitFacts) -> list[Result]:
         results.append(failed(
             f'ldconfig = "{ld}" is not host-relative (toolkit ≥ 1.17.3 requires a leading @)',
             Fix("Point ldconfig at the host's binary with an @.",
-                (f"sudo nvidia-ctk config --in-place --set nvidia-container-cli.ldconfig=@{ld}",), TROUBLE_DOC),
+                (f"sudo nvidia-ctk config --in-place --set nvidia-container-cli.ldconfig=@{ld}",), TOOLKIT_TROUBLESHOOTING),
             evidence=ev,
         ))
     elif ld and toolkit.ldconfig_exists is False:
@@ -163,7 +162,7 @@ def config(toolkit: ToolkitFacts) -> list[Result]:
             f'ldconfig = "{ld}" but {ld.lstrip("@")} does not exist on this host',
             Fix("Set the host's real ldconfig.",
                 ("ls -l /sbin/ldconfig*", f"sudo nvidia-ctk config --in-place --set nvidia-container-cli.ldconfig={alt}"),
-                TROUBLE_DOC),
+                TOOLKIT_TROUBLESHOOTING),
             evidence=ev,
         ))
     caps = toolkit.supported_driver_capabilities
@@ -215,7 +214,7 @@ def mode(toolkit: ToolkitFacts, docker: DockerFacts) -> Result:
             "mode legacy but nvidia-container-cli (libnvidia-container-tools) is not installed: the hook cannot "
             "configure containers",
             Fix("Install the toolkit's packages together.",
-                ("sudo apt-get install -y nvidia-container-toolkit libnvidia-container-tools",), INSTALL_DOC),
+                ("sudo apt-get install -y nvidia-container-toolkit libnvidia-container-tools",), TOOLKIT_INSTALL),
             evidence=ev,
         )
     if m in NON_LEGACY_MODES:
@@ -230,7 +229,7 @@ def mode(toolkit: ToolkitFacts, docker: DockerFacts) -> Result:
                 "Either let the hook run in auto mode, or make nvidia the default runtime (then plain `--gpus` works).",
                 ("sudo nvidia-ctk config --in-place --set nvidia-container-runtime.mode=auto",
                  *configure_commands(docker if docker.reachable else None, None, "--set-as-default")),
-                TROUBLE_DOC,
+                TOOLKIT_TROUBLESHOOTING,
             ),
             evidence={**ev, "failure_mode": "tegra-csv-mode"},
         )

@@ -11,11 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..links import TOOLKIT_CDI, TOOLKIT_INSTALL, TOOLKIT_TROUBLESHOOTING
 from ..model import Fix
 
-TOOLKIT_INSTALL = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/install-guide.html"
-CDI_DOC = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/cdi-support.html"
-TROUBLESHOOT = "https://docs.nvidia.com/datacenter/cloud-native/container-toolkit/latest/troubleshooting.html"
 
 
 @dataclass(frozen=True)
@@ -80,7 +78,7 @@ _rule(
                 "sudo nvidia-ctk runtime configure --runtime=docker --set-as-default",
                 "sudo systemctl restart docker",
             ),
-            CDI_DOC,
+            TOOLKIT_CDI,
         ),
         "toolkit.mode",
     ),
@@ -98,7 +96,7 @@ _rule(
                 "--device-name-strategy=uuid",
                 "nvidia-ctk cdi list",
             ),
-            CDI_DOC,
+            TOOLKIT_CDI,
         ),
         "cdi.devices",
     ),
@@ -138,7 +136,7 @@ _rule(
         Fix(
             "Request GPUs that exist: list them with nvidia-smi -L and use their index or UUID.",
             ("nvidia-smi -L",),
-            TROUBLESHOOT,
+            TOOLKIT_TROUBLESHOOTING,
         ),
         refusal=True,
     ),
@@ -160,7 +158,7 @@ _rule(
     Cause(
         "driver-library-version-mismatch",
         "the NVIDIA libraries and the loaded kernel module differ (driver upgraded without reboot)",
-        Fix("Reboot so the new kernel module loads.", ("sudo reboot",), TROUBLESHOOT),
+        Fix("Reboot so the new kernel module loads.", ("sudo reboot",), TOOLKIT_TROUBLESHOOTING),
         "nvml.init",
     ),
 )
@@ -172,7 +170,7 @@ _rule(
         Fix(
             "Load the driver and make sure its libraries are installed.",
             ("sudo modprobe nvidia", "ldconfig -p | grep libnvidia-ml.so.1"),
-            TROUBLESHOOT,
+            TOOLKIT_TROUBLESHOOTING,
         ),
         "nvml.init",
     ),
@@ -185,7 +183,7 @@ _rule(
         Fix(
             "Upgrade the NVIDIA Container Toolkit (cgroup v2 needs libnvidia-container ≥ 1.8).",
             ("sudo apt-get install -y --only-upgrade nvidia-container-toolkit libnvidia-container1",),
-            TROUBLESHOOT,
+            TOOLKIT_TROUBLESHOOTING,
         ),
         "toolkit.versions",
     ),
@@ -224,7 +222,7 @@ _rule(
 UNKNOWN = Cause(
     "unrecognised",
     "Docker refused the container with an error gpudoctor does not recognise",
-    Fix("Read the error; `gpudoctor explain` and the toolkit's troubleshooting guide list known texts.", (), TROUBLESHOOT),
+    Fix("Read the error; `gpudoctor explain` and the toolkit's troubleshooting guide list known texts.", (), TOOLKIT_TROUBLESHOOTING),
 )
 
 
