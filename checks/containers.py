@@ -320,22 +320,24 @@ def summary(probes: ProbeFacts) -> Result:
     broken = [titles[f] for f, verdicts in by_form.items() if f != "baseline" and not all(v == WORKS for v in verdicts)]
     gpu_rows = [r for r in rows if r["form"] != "baseline"]
     table = {"columns": ["request", "expected", "seen", "verdict"], "rows": rows}
+    # Also: how long the matrix took, and which leftovers of killed runs were removed first.
+    ev = {"table": table, "matrix_wall_s": round(probes.wall_s, 3), "swept_leftovers": list(probes.swept)}
     if not gpu_rows:
-        return skipped("no GPU request form was probed", evidence={"table": table})
+        return skipped("no GPU request form was probed", evidence=ev)
     if probes.daemon_error:
-        return errored(f"the Docker daemon failed during the probes: {probes.daemon_error}", evidence={"table": table})
+        return errored(f"the Docker daemon failed during the probes: {probes.daemon_error}", evidence=ev)
     if working:
         note = f"GPU request forms that work here: {', '.join(working)}"
         if broken:
             note += f"; not working: {', '.join(broken)}"
         return passed(
             f"works: {', '.join(working)}; use `{working[0]}`",
-            evidence={"table": table, "working": working, "verdict_note": note + f". Use `{_cli_of(probes, working[0])}`."},
+            evidence={**ev, "working": working, "verdict_note": note + f". Use `{_cli_of(probes, working[0])}`."},
         )
     return failed(
         "no GPU request form gave a container its GPUs",
         Fix("Fix the lowest failing check above first; then re-run gpudoctor.", ("gpudoctor check -v",), None),
-        evidence={"table": table},
+        evidence=ev,
     )
 
 

@@ -34,7 +34,6 @@ class ProbeFacts:
     specs: tuple[ProbeSpec, ...] = ()
     outcomes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # spec key → runner outcome
     not_applicable: Mapping[str, str] = field(default_factory=dict)  # form id → why it was not probed
-    unknown_forms: tuple[str, ...] = ()
     swept: tuple[str, ...] = ()
     daemon_error: str | None = None  # the daemon died or hung mid-run
     wall_s: float = 0.0
@@ -115,9 +114,9 @@ def probes_fact(ctx: FactContext) -> ProbeFacts:
         return ProbeFacts(False, f"the Docker daemon could not be asked: {e}")
     if not docker.reachable:
         return ProbeFacts(False, "the Docker daemon is not reachable")
-    forms, unknown = select_forms(opts.get("probe_forms"), bool(opts.get("probe_all_forms")))
+    # The CLI has already refused unknown form ids.
+    forms, _unknown = select_forms(opts.get("probe_forms"), bool(opts.get("probe_all_forms")))
     pull = bool(opts.get("probe_pull"))
-    outcomes: dict[str, Mapping[str, Any]] = {}
     started = time.monotonic()
 
     def prepare(image: str) -> Mapping[str, Any] | str:
@@ -177,8 +176,7 @@ def probes_fact(ctx: FactContext) -> ProbeFacts:
         else:
             specs.extend(form.expand(form_ctx))
 
-    common = dict(image=image, gpus=gpus, not_applicable=not_applicable, unknown_forms=unknown,
-                  default_runtime=docker.default_runtime)
+    common = dict(image=image, gpus=gpus, not_applicable=not_applicable, default_runtime=docker.default_runtime)
     if isinstance(image_info, str):
         pool.join()
         return ProbeFacts(False, image_info, daemon_error=image_info, **common)

@@ -22,7 +22,6 @@ from importlib import resources
 from typing import Any, Mapping
 
 from ..facts.docker_client import open_client, to_host_call_error
-from ..facts.host import HostCallError
 
 LABEL = "io.gpudoctor.probe"
 OWNER_LABEL = "io.gpudoctor.owner"
@@ -126,10 +125,7 @@ def ensure_image(image: str, pull: bool, timeout_s: float = 30.0) -> dict[str, A
     """Is the probe image present? Pull it only when asked (hosts are often offline)."""
     import docker
 
-    try:
-        api = _api(timeout_s)
-    except HostCallError:
-        raise
+    api = _api(timeout_s)
     try:
         info = api.inspect_image(image)
         pulled = False
