@@ -35,13 +35,13 @@ def _not_probed(probes: ProbeFacts, check_id: str) -> Result | None:
     return skipped(f"not probed in this run (add --forms {ids} or --all-forms)")
 
 
-def _fix_for(j: Judgement, spec: ProbeSpec) -> Fix:
+def _fix_for(j: Judgement) -> Fix:
     if j.cause is not None:
         return j.cause.fix
     if j.verdict == DEGRADED:
         return Fix(
             "Ask for the capabilities the workload needs (utility for nvidia-smi/NVML, compute for CUDA).",
-            (f"docker run --rm --gpus 'all,\"capabilities=compute,utility\"' IMAGE nvidia-smi -L",),
+            ("docker run --rm --gpus 'all,\"capabilities=compute,utility\"' IMAGE nvidia-smi -L",),
             f"{DOCS}#driver-capabilities",
         )
     return Fix(
@@ -65,12 +65,12 @@ def _result(j: Judgement, spec: ProbeSpec, probes: ProbeFacts) -> Result:
     if j.verdict == NOT_RUN:
         return errored(j.summary, subject=subject, evidence=evidence, details=j.details)
     if j.verdict == DEGRADED:
-        return warned(j.summary, subject=subject, evidence=evidence, details=j.details, fix=_fix_for(j, spec))
+        return warned(j.summary, subject=subject, evidence=evidence, details=j.details, fix=_fix_for(j))
     details = j.details
     if j.cause and j.cause.layer_check:
         details = (f"root cause check: {j.cause.layer_check}", *details)
     summary = j.summary if j.verdict == MISMATCH else f"{j.summary} — {j.cause.summary if j.cause else ''}".rstrip(" —")
-    return failed(summary, _fix_for(j, spec), subject=subject, evidence=evidence, details=details)
+    return failed(summary, _fix_for(j), subject=subject, evidence=evidence, details=details)
 
 
 def judge_check(probes: ProbeFacts, check_id: str) -> Iterable[Result]:
