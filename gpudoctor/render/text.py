@@ -53,18 +53,17 @@ def _fix_lines(fix: Fix, indent: str) -> list[Any]:
 
 def _result_lines(outcome: CheckOutcome, result: Result, verbose: bool, single: bool) -> list[Any]:
     mark, style = MARKS[result.status]
-    head = outcome.check.title
     lines = []
     if single:
-        lines.append(_line((f"  {mark} ", style), (head, style if result.status.is_problem else ""), (f"  [{outcome.check.id}]", "dim")))
+        lines.append(_line((f"  {mark} ", style), (outcome.check.title, style if result.status.is_problem else ""), (f"  [{outcome.check.id}]", "dim")))
         lines.append(_line(("      ", ""), (result.summary, "dim" if result.status in (Status.PASS, Status.SKIP) else "")))
     elif result.subject:
         lines.append(_line((f"      {mark} ", style), (result.subject + ": ", ""), (result.summary, "")))
     else:
         lines.append(_line((f"      {mark} ", style), (result.summary, "")))
-    if verbose or result.status.is_problem:
-        lines += [_line(("        ", ""), (d, "dim")) for d in result.details] if verbose else []
-    table = result.evidence.get("table") if isinstance(result.evidence, dict) else None
+    if verbose:
+        lines += [_line(("        ", ""), (d, "dim")) for d in result.details]
+    table = result.evidence.get("table")
     if table and table.get("rows"):
         lines.append(_table(table))
     if result.fix and result.status in (Status.WARN, Status.FAIL, Status.ERROR):
