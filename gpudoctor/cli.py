@@ -255,7 +255,7 @@ def explain(
         replay=replay,
         root=root,
         use_host=not no_host,
-        no_color=no_color or not _color_wanted(no_color, output),
+        no_color=not _color_wanted(no_color, output),
     )
     raise typer.Exit(code)
 

@@ -97,6 +97,11 @@ def needed_facts(checks: Sequence[Check]) -> list[str]:
     return list(dict.fromkeys(name for c in checks for name in c.info.needs))
 
 
+def facts_to_gather(checks: Sequence[Check]) -> list[str]:
+    """What a run reads: what the checks need, plus host_identity, which names the machine in the report."""
+    return list(dict.fromkeys(["host_identity", *needed_facts(checks)]))
+
+
 def run_checks(checks: Sequence[Check], facts: FactSet) -> tuple[CheckOutcome, ...]:
     outcomes: dict[str, CheckOutcome] = {}
     for chk in checks:
@@ -184,8 +189,7 @@ def run(
 ) -> tuple[Report, FactSet]:
     """Gather what the checks need, judge, and report."""
     checks = tuple(checks) if checks is not None else all_checks()
-    # host_identity is always gathered: the report header names the machine.
-    facts = gather(host, ["host_identity", *needed_facts(checks)], options)
+    facts = gather(host, facts_to_gather(checks), options)
     outcomes = run_checks(checks, facts)
     extra = {}
     summary = facts.values.get("host_identity")

@@ -107,14 +107,14 @@ def to_jsonable(value: Any) -> Any:
 
 
 def run_facts(request: RunRequest, record: str | None = None) -> FactsRun:
-    from .engine import all_checks, needed_facts
+    from .engine import all_checks, facts_to_gather
     from .facts.registry import gather
 
     try:
         host, options = _open_host(request, recording=bool(record))
     except BundleError as e:
         return FactsRun("", 0, f"cannot replay: {e}")
-    names = ["host_identity", *needed_facts(all_checks())]
+    names = facts_to_gather(all_checks())
     facts = gather(host, names, FactOptions(options))
     data = {
         "tool_version": __version__,
