@@ -93,23 +93,21 @@ def _all(ctx: FormContext) -> tuple[int, ...]:
     return tuple(g.index for g in ctx.gpus)
 
 
-def _sdk(args: str, runtime: str | None = None) -> str:
-    rt = f', runtime="{runtime}"' if runtime else ""
-    return f'client.containers.run(IMAGE, device_requests=[docker.types.DeviceRequest({args})]{rt})'
+def _spell(**intent: Any) -> tuple[str, str]:
+    """The Docker SDK and Compose spellings of a request, written by the same code that writes
+    `gpudoctor explain`'s corrections (explain/dialects.py). The CLI spelling stays each form's own:
+    it is the form as people type it (`--gpus 1`, not the clearer `count=1`)."""
+    from ..explain.dialects import Intent, compose, sdk
 
-
-def _compose(lines: str) -> str:
-    return (
-        "services:\n  app:\n    image: IMAGE\n    deploy:\n      resources:\n        reservations:\n"
-        "          devices:\n" + lines
-    )
+    want = Intent(meaning="", **intent)
+    return sdk(want), compose(want)
 
 
 def _baseline(ctx: FormContext) -> list[ProbeSpec]:
     return [
         ProbeSpec(
             "baseline", "baseline", "containers.baseline", "no GPU request",
-            f"docker run --rm {ctx.image}", "client.containers.run(IMAGE)", None, expect_smi=False,
+            f"docker run --rm {ctx.image}", *_spell(mode="env"), expect_smi=False,
         )
     ]
 
@@ -118,9 +116,7 @@ def _gpus_all(ctx: FormContext) -> list[ProbeSpec]:
     return [
         ProbeSpec(
             "gpus-all", "gpus-all", "containers.gpus-all", "--gpus all",
-            f"docker run --rm --gpus all {ctx.image}",
-            _sdk('count=-1, capabilities=[["gpu"]]'),
-            _compose("            - driver: nvidia\n              count: all\n              capabilities: [gpu]\n"),
+            f"docker run --rm --gpus all {ctx.image}", *_spell(mode="all"),
             device_requests=(_req(count=-1),), expect_indices=_all(ctx),
         )
     ]
@@ -131,9 +127,7 @@ def _sdk_runtime(ctx: FormContext) -> list[ProbeSpec]:
         ProbeSpec(
             "sdk-runtime-nvidia", "sdk-runtime-nvidia", "containers.sdk-runtime-nvidia",
             'runtime="nvidia" + DeviceRequest(count=-1)',
-            f"docker run --rm --runtime=nvidia --gpus all {ctx.image}",
-            _sdk('count=-1, capabilities=[["gpu"]]', runtime="nvidia"),
-            "services:\n  app:\n    image: IMAGE\n    runtime: nvidia\n    deploy: {resources: {reservations: {devices: [{driver: nvidia, count: all, capabilities: [gpu]}]}}}\n",
+            f"docker run --rm --runtime=nvidia --gpus all {ctx.image}", *_spell(mode="all", runtime="nvidia"),
             runtime="nvidia", device_requests=(_req(count=-1),), expect_indices=_all(ctx),
         )
     ]
@@ -142,9 +136,7 @@ def _sdk_runtime(ctx: FormContext) -> list[ProbeSpec]:
 def _count(n: int, key: str, ctx: FormContext, expect_error: bool = False) -> ProbeSpec:
     return ProbeSpec(
         key, key.split(":")[0], "containers.gpus-count", f"--gpus {n}",
-        f"docker run --rm --gpus {n} {ctx.image}",
-        _sdk(f'count={n}, capabilities=[["gpu"]]'),
-        _compose(f"            - driver: nvidia\n              count: {n}\n              capabilities: [gpu]\n"),
+        f"docker run --rm --gpus {n} {ctx.image}", *_spell(mode="count", count=n),
         device_requests=(_req(count=n),),
         # A count is not an index: --gpus N means GPUs 0..N-1 (moby countToDevices).
         expect_indices=tuple(range(n)) if not expect_error else (),
@@ -168,9 +160,7 @@ def _device(g: HostGpu, ident: str, form_id: str, ctx: FormContext) -> ProbeSpec
     """`--gpus device=<ident>` for one GPU, by index or by UUID."""
     return ProbeSpec(
         f"{form_id}:{g.index}", form_id, "containers.gpus-device", f"--gpus device={ident}",
-        f"docker run --rm --gpus device={ident} {ctx.image}",
-        _sdk(f'device_ids=["{ident}"], capabilities=[["gpu"]]'),
-        _compose(f"            - driver: nvidia\n              device_ids: ['{ident}']\n              capabilities: [gpu]\n"),
+        f"docker run --rm --gpus device={ident} {ctx.image}", *_spell(mode="devices", devices=(ident,)),
         device_requests=(_req(device_ids=[ident]),), expect_indices=(g.index,),
     )
 
@@ -190,8 +180,7 @@ def _caps(caps: Sequence[str], key: str, ctx: FormContext) -> ProbeSpec:
         # (without a count the CLI defaults to count 1).
         key, key, "containers.capabilities", f"--gpus 'all,\"capabilities={joined}\"'",
         f"docker run --rm --gpus 'all,\"capabilities={joined}\"' {ctx.image}",
-        _sdk(f'count=-1, capabilities=[{["gpu", *caps]!r}]'.replace("'", '"')),
-        _compose(f"            - driver: nvidia\n              count: all\n              capabilities: [gpu, {', '.join(caps)}]\n"),
+        *_spell(mode="all", capabilities=tuple(caps)),
         device_requests=(_req(count=-1, caps=("gpu", *caps)),), expect_indices=_all(ctx),
         expect_smi="utility" in caps,
     )
@@ -211,8 +200,7 @@ def _runtime_env(ctx: FormContext) -> list[ProbeSpec]:
             "runtime-nvidia-env", "runtime-nvidia-env", "containers.runtime-nvidia-env",
             "--runtime=nvidia -e NVIDIA_VISIBLE_DEVICES=all",
             f"docker run --rm --runtime=nvidia -e NVIDIA_VISIBLE_DEVICES=all {ctx.image}",
-            'client.containers.run(IMAGE, runtime="nvidia", environment={"NVIDIA_VISIBLE_DEVICES": "all"})',
-            "services:\n  app:\n    image: IMAGE\n    runtime: nvidia\n    environment:\n      - NVIDIA_VISIBLE_DEVICES=all\n",
+            *_spell(mode="env", runtime="nvidia", env=(("NVIDIA_VISIBLE_DEVICES", "all"),)),
             runtime="nvidia", environment=("NVIDIA_VISIBLE_DEVICES=all",), expect_indices=_all(ctx),
         )
     ]
@@ -221,9 +209,7 @@ def _runtime_env(ctx: FormContext) -> list[ProbeSpec]:
 def _cdi(name: str, key: str, title_id: str, expect: tuple[int, ...], ctx: FormContext) -> ProbeSpec:
     return ProbeSpec(
         key, key.split(":")[0], "containers.cdi", f"--device nvidia.com/gpu={title_id}",
-        f"docker run --rm --device nvidia.com/gpu={title_id} {ctx.image}",
-        f'client.containers.run(IMAGE, device_requests=[docker.types.DeviceRequest(driver="cdi", device_ids=["{name}"])])',
-        _compose(f"            - driver: cdi\n              device_ids: ['{name}']\n"),
+        f"docker run --rm --device nvidia.com/gpu={title_id} {ctx.image}", *_spell(mode="cdi", devices=(name,)),
         device_requests=({"Driver": "cdi", "Count": 0, "DeviceIDs": [name], "Capabilities": None, "Options": {}},),
         expect_indices=expect,
     )
@@ -251,8 +237,7 @@ def _mig(ctx: FormContext) -> list[ProbeSpec]:
                 ProbeSpec(
                     f"mig:{mig}", "mig", "containers.mig", f"--gpus device={mig}",
                     f"docker run --rm --gpus device={mig} {ctx.image}",
-                    _sdk(f'device_ids=["{mig}"], capabilities=[["gpu"]]'),
-                    _compose(f"            - driver: nvidia\n              device_ids: ['{mig}']\n              capabilities: [gpu]\n"),
+                    *_spell(mode="devices", devices=(mig,)),
                     device_requests=(_req(device_ids=[mig]),), expect_mig=(mig,),
                 )
             )
