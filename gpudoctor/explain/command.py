@@ -57,8 +57,8 @@ def explain_command(
     if fmt == "json":
         rendered = to_json(items, code)
     else:
-        color = not no_color and output is None and not os.environ.get("NO_COLOR") and sys.stdout.isatty()
-        rendered = to_text(items, color=color)
+        # The CLI decides about colour (NO_COLOR, a TTY, --output); a file never gets escape codes.
+        rendered = to_text(items, color=not no_color and output is None)
     if output:
         with open(output, "w", encoding="utf-8") as f:
             f.write(rendered)
