@@ -18,6 +18,7 @@ from ..facts.dockerd_process import DockerdProcess
 from ..facts.toolkit import ToolkitFacts
 from ..links import TOOLKIT_CDI, TOOLKIT_INSTALL, TOOLKIT_TROUBLESHOOTING
 from ..model import Fix, Layer, Result, failed, passed, skipped, warned
+from ..probes.errors import HOOK_REFUSAL
 
 TOOLKIT_DOCKER_DOC = f"{TOOLKIT_INSTALL}#configuring-docker"
 TOOLKIT_ROOTLESS_DOC = f"{TOOLKIT_INSTALL}#rootless-mode"
@@ -37,9 +38,6 @@ CGROUP_DOC = f"{TOOLKIT_TROUBLESHOOTING}#containers-losing-access-to-gpus-with-e
 # hook_config.go assertModeIsLegacy): `--gpus` without `--runtime=nvidia` then fails.
 NON_LEGACY_MODES = ("cdi", "jit-cdi", "csv")
 START_SLACK_S = 1.5
-HOOK_REFUSAL = (
-    "invoking the NVIDIA Container Runtime Hook directly (e.g. specifying the docker --gpus flag) is not supported"
-)
 
 
 # -- helpers shared with checks/toolkit.py and checks/cdi.py ----------------------------------------

@@ -28,6 +28,7 @@ from .model import (
     Selection,
 )
 from ..facts.nvml import normalize_bus_id
+from ..probes.errors import HOOK_REFUSAL_FULL
 from .pitfalls import pitfall
 from .visible_devices import ENV_NAME, classify, parse_visible_devices
 
@@ -41,11 +42,7 @@ DAEMON_CREATE = "dockerd (container create, HTTP 400)"
 # JSON decoding errors of the create body come back as 500 on Docker 20.10 (seen with tests/test_explain_docker.py).
 DAEMON_DECODE = "dockerd (container create, HTTP 500)"
 HOOK = "nvidia-container-cli via the prestart hook (container start)"
-# Seen on the real H100 host (tests/fixtures/real-h100-docker20-toolkit-cdi/observed-request-forms.log).
-E_HOOK_CDI_MODE = (
-    "invoking the NVIDIA Container Runtime Hook directly (e.g. specifying the docker --gpus flag) is not supported. "
-    "Please use the NVIDIA Container Runtime (e.g. specify the --runtime=nvidia flag) instead"
-)
+E_HOOK_CDI_MODE = HOOK_REFUSAL_FULL
 
 
 def could_not_select(driver: str, caps: Any) -> str:
@@ -563,13 +560,17 @@ def _request_level(ctx: _Ctx) -> None:
                 "select nothing (\"invalid device ordinal\"). Leave CUDA_VISIBLE_DEVICES unset or renumber from 0.", (), req.label))
     runtimes = getattr(ctx.host, "runtimes", None) if ctx.host else None
     if req.runtime and runtimes is not None and req.runtime not in runtimes:
-        # docker-gpu-internals.md §3: refused at create (≤20.10 and 23.0+ wordings).
         ctx.add(pitfall(
             "runtime.not-registered", "fail", f"the runtime {req.runtime!r} is not registered with this dockerd",
-            f"This daemon reports the runtimes {', '.join(runtimes) or 'none'}; Docker refuses the container with "
-            f"`unknown or invalid runtime name: {req.runtime}` (≤20.10: `Unknown runtime specified {req.runtime}`). "
+            f"This daemon reports the runtimes {', '.join(runtimes) or 'none'}; Docker refuses the container at create. "
             "Register it: `sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker`.",
-            (), req.label))
+            _unknown_runtime_errors(req.runtime), req.label))
+
+
+def _unknown_runtime_errors(runtime: str) -> tuple[ErrorText, ErrorText]:
+    """docker-gpu-internals.md §3: an unregistered runtime is refused at create (23.0+ and ≤20.10 wordings)."""
+    return (ErrorText(f"unknown or invalid runtime name: {runtime}", DAEMON_CREATE, "23.0+"),
+            ErrorText(f"Unknown runtime specified {runtime}", DAEMON_CREATE, "<= 20.10"))
 
 
 def _selected_count(req: GpuRequest) -> int | None:
@@ -782,8 +783,7 @@ def _requirements(req: GpuRequest) -> list[Requirement]:
     if req.runtime:
         out.append(Requirement(
             f"the {req.runtime!r} runtime registered in this daemon's daemon.json (sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker)",
-            (ErrorText(f"unknown or invalid runtime name: {req.runtime}", DAEMON_CREATE, "23.0+"),
-             ErrorText(f"Unknown runtime specified {req.runtime}", DAEMON_CREATE, "<= 20.10"))))
+            _unknown_runtime_errors(req.runtime)))
     if cdi:
         names = ", ".join(str(i) for d in cdi for i in (d.device_ids or ()))
         out.append(Requirement(

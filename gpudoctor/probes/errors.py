@@ -16,6 +16,12 @@ from ..model import Fix
 
 
 
+# The NVIDIA hook's refusal in cdi/jit-cdi mode, seen on the real H100 host
+# (tests/fixtures/real-h100-docker20-toolkit-cdi/observed-request-forms.log); explain and the checks quote it too.
+HOOK_REFUSAL = "invoking the NVIDIA Container Runtime Hook directly (e.g. specifying the docker --gpus flag) is not supported"
+HOOK_REFUSAL_FULL = f"{HOOK_REFUSAL}. Please use the NVIDIA Container Runtime (e.g. specify the --runtime=nvidia flag) instead"
+
+
 @dataclass(frozen=True)
 class Cause:
     id: str  # a failure-mode name from failure-modes.md
@@ -67,7 +73,7 @@ _rule(
 )
 # observed-request-forms.log (toolkit in cdi mode, --gpus without --runtime=nvidia).
 _rule(
-    r"invoking the NVIDIA Container Runtime Hook directly",
+    re.escape(HOOK_REFUSAL),
     Cause(
         "cdi-mode-hook-invoked-directly",
         "the toolkit is in cdi/jit-cdi mode, where --gpus without --runtime=nvidia is not supported",
