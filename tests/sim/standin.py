@@ -59,6 +59,7 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
+from gpudoctor.facts.nvml import normalize_bus_id  # the same "0000:01:00.0" form as gpudoctor
 from tests.sim.host import NVIDIA_MAJOR, NVIDIACTL_MINOR, SimGpu, SimHost, SimMig
 
 SIM_DIR = ".sim"
@@ -192,15 +193,6 @@ def capabilities(env: dict[str, str]) -> set[str]:
     return set(ALL_CAPS) if "all" in caps else caps
 
 
-def _bus(bus_id: str) -> str:
-    parts = bus_id.strip().lower().split(":")
-    if len(parts) == 2:
-        parts = ["0000", *parts]
-    if len(parts) == 3:
-        parts[0] = parts[0][-4:].rjust(4, "0")
-    return ":".join(parts)
-
-
 def select(host: SimHost, ids: Sequence[str]) -> tuple[list[SimGpu], list[tuple[SimGpu, SimMig]]]:
     """Resolve NVIDIA_VISIBLE_DEVICES ids the way libnvidia-container does (failure-modes.md #50,
     #52): `all` wins; indices, `GPU-<uuid>`, PCI bus ids, `MIG-<uuid>`, `<gpu>:<mig>`.
@@ -222,7 +214,7 @@ def select(host: SimHost, ids: Sequence[str]) -> tuple[list[SimGpu], list[tuple[
         elif ident.startswith("MIG-"):
             found_mig = next(((g, m) for g, m in host.mig_devices if m.uuid == ident), None)
         elif ident.count(":") >= 1:
-            found_gpu = next((g for g in host.gpus if g.sysfs_bus_id == _bus(ident)), None)
+            found_gpu = next((g for g in host.gpus if g.sysfs_bus_id == normalize_bus_id(ident)), None)
         if found_gpu is not None:
             if found_gpu not in gpus:
                 gpus.append(found_gpu)
