@@ -135,7 +135,7 @@ def test_nothing_is_executed(tmp_path: Path) -> None:
 
 # --- host facts ---------------------------------------------------------------------------------
 
-HOST = HostView((HostGpu(0, UUID0, "NVIDIA H100 80GB HBM3"), HostGpu(1, UUID1, "NVIDIA H100 80GB HBM3")))
+HOST = HostView((HostGpu(0, UUID0, name="NVIDIA H100 80GB HBM3"), HostGpu(1, UUID1, name="NVIDIA H100 80GB HBM3")))
 
 
 def _ex(text: str, host: HostView | None = HOST) -> Explanation:
@@ -165,7 +165,7 @@ def test_unknown_device_on_host() -> None:
 
 
 def test_mig_device_names_on_host() -> None:
-    host = HostView((HostGpu(0, UUID0, "NVIDIA H100 80GB HBM3", mig_enabled=True, mig_devices=((0, MIG_UUID, "1g.10gb"),)),))
+    host = HostView((HostGpu(0, UUID0, name="NVIDIA H100 80GB HBM3", mig_enabled=True, mig_devices=((0, MIG_UUID, "1g.10gb"),)),))
     assert [p.id for p in _ex("device=0", host).pitfalls] == ["host.mig-whole-gpu"]
     ok = _ex(f"device={MIG_UUID}", host)
     assert not ok.pitfalls and ok.selection.on_host and "MIG 0:0" in ok.selection.on_host[0]

@@ -22,7 +22,8 @@ import pytest
 from gpudoctor.facts.host import HostCallError
 from gpudoctor.probes import runner
 from gpudoctor.probes.compare import FAILS, WORKS, judge
-from gpudoctor.probes.forms import FormContext, HostGpu, form
+from gpudoctor.gpu_requests.request import HostGpu
+from gpudoctor.probes.forms import FormContext, form
 from tests.support.cli import run_cli
 
 pytestmark = pytest.mark.docker

@@ -11,7 +11,8 @@ import pytest
 
 from gpudoctor.probes.compare import DEGRADED, FAILS, MISMATCH, NOT_RUN, WORKS, judge, seen_gpus
 from gpudoctor.probes.errors import classify, strip_envelope
-from gpudoctor.probes.forms import FORM_IDS, FORMS, FormContext, HostGpu, form, select_forms
+from gpudoctor.gpu_requests.request import HostGpu
+from gpudoctor.probes.forms import FORM_IDS, FORMS, FormContext, form, select_forms
 from gpudoctor.probes.parse import parse_probe_output
 
 FIX = Path(__file__).parent / "fixtures"

@@ -11,8 +11,9 @@ import json
 import re
 from typing import Any, Iterable, Sequence
 
-from . import dialects
-from .dialects import Intent
+from ..gpu_requests import spelling as dialects
+from ..gpu_requests.request import host_gpus
+from ..gpu_requests.spelling import Intent
 from .gocompat import go_slice_repr
 from .gpus_flag import GpusParse, guess_intent
 from .model import (
@@ -69,21 +70,8 @@ def host_view_from_nvml(nvml: Any, docker: Any = None) -> HostView | None:
     (explain then speaks in general terms)."""
     if nvml is None or getattr(nvml, "init_error", None) is not None:
         return None
-    gpus = []
-    for g in getattr(nvml, "gpus", ()):
-        migs = tuple((m.index, m.uuid, m.name) for m in getattr(g, "mig_devices", ()) or ())
-        gpus.append(
-            HostGpu(
-                index=g.index,
-                uuid=g.uuid,
-                name=g.name,
-                pci_bus_id=getattr(g, "pci_bus_id", None),
-                mig_enabled=getattr(g, "mig_current", None) == 1 or bool(migs),
-                mig_devices=migs,
-            )
-        )
     runtimes = tuple(docker.runtime_names) if docker is not None and getattr(docker, "reachable", False) else None
-    return HostView(tuple(gpus), runtimes=runtimes)
+    return HostView(host_gpus(nvml), runtimes=runtimes)
 
 
 def resolve_token(token: str, host: HostView) -> tuple[list[str], HostGpu | None]:

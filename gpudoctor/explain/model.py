@@ -8,6 +8,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+# The request itself and its spellings live in the domain package; explain reads them from there.
+from ..gpu_requests.request import DeviceRequest, ErrorText, GpuRequest, HostGpu
+from ..gpu_requests.spelling import Correction
+
 # Input kinds (`--kind` accepts these and the aliases in detect.KIND_ALIASES).
 KINDS = ("gpus", "cmdline", "sdk", "compose", "env", "check")
 
@@ -22,77 +26,6 @@ class ExplainInputError(Exception):
 
     def __str__(self) -> str:
         return f"{self.message} (expected {self.expected})" if self.expected else self.message
-
-
-@dataclass(frozen=True)
-class DeviceRequest:
-    """One `HostConfig.DeviceRequests` entry exactly as the client would send it.
-
-    `device_ids` / `capabilities` / `options` keep `None` for JSON null (what the CLI sends when the
-    field was not given) and keep non-string items as given (an SDK caller may pass ints or a flat
-    capability list; the daemon rejects those, and we must be able to say so).
-    """
-
-    driver: Any = ""
-    count: Any = 0
-    device_ids: tuple[Any, ...] | None = None
-    capabilities: tuple[Any, ...] | None = None
-    options: Mapping[str, Any] | None = None
-    # Field names whose value was not a literal (an SDK variable): we cannot know them.
-    unknown: tuple[str, ...] = ()
-    origin: str = ""  # e.g. '--gpus "device=0,1"', 'DeviceRequest(...)', 'services.app devices[0]'
-
-    def to_api(self) -> dict[str, Any]:
-        def plain(v: Any) -> Any:
-            if isinstance(v, tuple):
-                return [plain(x) for x in v]
-            if isinstance(v, Mapping):
-                return {k: plain(x) for k, x in v.items()}
-            return v
-
-        return {
-            "Driver": self.driver,
-            "Count": self.count,
-            "DeviceIDs": plain(self.device_ids),
-            "Capabilities": plain(self.capabilities),
-            "Options": plain(self.options),
-        }
-
-    @property
-    def is_cdi(self) -> bool:
-        return self.driver == "cdi"
-
-
-@dataclass(frozen=True)
-class GpuRequest:
-    """Everything GPU-related one container request asks for, whatever dialect it was written in."""
-
-    kind: str  # gpus | cmdline | sdk | compose | env
-    label: str  # what this is, for headings: '--gpus 1', 'service "app"', 'DeviceRequest(...)'
-    device_requests: tuple[DeviceRequest, ...] = ()
-    runtime: str | None = None
-    env: tuple[tuple[str, str], ...] = ()  # in order; a name may repeat
-    privileged: bool = False
-    image: str | None = None
-    # Dialect-specific observations the analysis needs (see each parser for its keys).
-    hints: Mapping[str, Any] = field(default_factory=dict)
-
-    def env_value(self, name: str) -> str | None:
-        """The last value set for `name` (Docker keeps the last of duplicates)."""
-        value = None
-        for k, v in self.env:
-            if k == name:
-                value = v
-        return value
-
-
-@dataclass(frozen=True)
-class ErrorText:
-    """An exact message a tool prints, with who prints it and when."""
-
-    text: str
-    source: str  # "docker CLI", "dockerd (start, HTTP 500)", "docker-py", ...
-    versions: str = ""
 
 
 @dataclass(frozen=True)
@@ -128,37 +61,6 @@ class Requirement:
 
     def to_dict(self) -> dict[str, Any]:
         return {"summary": self.summary, "errors": [{"text": e.text, "source": e.source, "versions": e.versions} for e in self.errors]}
-
-
-@dataclass(frozen=True)
-class Correction:
-    """The request spelled right, in every dialect. `meaning` says which intent it serves."""
-
-    meaning: str
-    cli: str
-    sdk: str
-    compose: str
-    notes: tuple[str, ...] = ()
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"meaning": self.meaning, "cli": self.cli, "sdk": self.sdk, "compose": self.compose, "notes": list(self.notes)}
-
-
-@dataclass(frozen=True)
-class HostGpu:
-    """The few NVML facts explain needs (built from `NvmlFacts.gpus`)."""
-
-    index: int
-    uuid: str | None
-    name: str | None
-    pci_bus_id: str | None = None
-    mig_enabled: bool = False
-    mig_devices: tuple[tuple[int, str | None, str | None], ...] = ()  # (index, uuid, name)
-
-    @property
-    def label(self) -> str:
-        inner = ", ".join(b for b in (self.name, self.uuid) if b)
-        return f"GPU {self.index} ({inner})" if inner else f"GPU {self.index}"
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,8 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
-from ..probes.forms import FormContext, HostGpu, ProbeSpec, select_forms
+from ..gpu_requests.request import HostGpu, host_gpus
+from ..probes.forms import FormContext, ProbeSpec, select_forms
 from .host import HostCallError
 from .registry import FactContext, FactMissing, fact
 
@@ -65,12 +66,6 @@ def default_image(cuda_driver_version: int | None, present: Sequence[str] = ()) 
         return f"{CUDA_REPOSITORY}:12.4.1-base-ubuntu22.04"
     major, minor = cuda_driver_version // 1000, (cuda_driver_version % 1000) // 10
     return f"{CUDA_REPOSITORY}:{major}.{minor}.0-base-ubuntu24.04"
-
-
-def host_gpus(nvml: Any) -> tuple[HostGpu, ...]:
-    return tuple(
-        HostGpu(g.index, g.uuid, g.minor, g.name, tuple(m.uuid for m in g.mig_devices if m.uuid)) for g in nvml.gpus
-    )
 
 
 class _ProbePool:

@@ -15,7 +15,8 @@ from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
 from .errors import Cause, classify, strip_envelope
-from .forms import HostGpu, ProbeSpec
+from ..gpu_requests.request import HostGpu
+from .forms import ProbeSpec
 from .parse import ProbeView, parse_probe_output
 
 WORKS, FAILS, MISMATCH, DEGRADED, NOT_RUN = "works", "fails", "mismatch", "degraded", "not-run"

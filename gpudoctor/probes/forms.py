@@ -18,18 +18,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
+from ..gpu_requests.request import HostGpu
+from ..gpu_requests.spelling import Intent, compose, sdk
+
 GPU_CAPS = [["gpu"]]
-
-
-@dataclass(frozen=True)
-class HostGpu:
-    """What a form needs to know of a host GPU."""
-
-    index: int
-    uuid: str | None
-    minor: int | None
-    name: str | None = None
-    mig_uuids: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -95,10 +87,8 @@ def _all(ctx: FormContext) -> tuple[int, ...]:
 
 def _spell(**intent: Any) -> tuple[str, str]:
     """The Docker SDK and Compose spellings of a request, written by the same code that writes
-    `gpudoctor explain`'s corrections (explain/dialects.py). The CLI spelling stays each form's own:
+    `gpudoctor explain`'s corrections (gpu_requests/spelling.py). The CLI spelling stays each form's own:
     it is the form as people type it (`--gpus 1`, not the clearer `count=1`)."""
-    from ..explain.dialects import Intent, compose, sdk
-
     want = Intent(meaning="", **intent)
     return sdk(want), compose(want)
 

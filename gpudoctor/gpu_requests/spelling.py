@@ -9,8 +9,22 @@ from __future__ import annotations
 import json
 import shlex
 from dataclasses import dataclass, field
+from typing import Any
 
-from .model import Correction
+
+
+@dataclass(frozen=True)
+class Correction:
+    """The request spelled right, in every dialect. `meaning` says which intent it serves."""
+
+    meaning: str
+    cli: str
+    sdk: str
+    compose: str
+    notes: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"meaning": self.meaning, "cli": self.cli, "sdk": self.sdk, "compose": self.compose, "notes": list(self.notes)}
 
 
 @dataclass(frozen=True)
