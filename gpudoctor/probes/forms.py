@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
-from ..gpu_requests.request import HostGpu
+from ..gpu_requests.request import DeviceRequest, GpuRequest, HostGpu
 from ..gpu_requests.spelling import Intent, compose, sdk
 
 GPU_CAPS = [["gpu"]]
@@ -50,6 +50,20 @@ class ProbeSpec:
     expect_error: bool = False  # Docker or the toolkit should refuse this request
     expect_mig: tuple[str, ...] = ()  # MIG UUIDs the container should see
     expect_smi: bool = True  # nvidia-smi should be injected (the `utility` capability)
+
+    def request(self) -> GpuRequest:
+        """The same request in the domain model's terms, for the behaviour model (gpu_requests/behaviour.py)."""
+        drs = tuple(
+            DeviceRequest(
+                driver=d.get("Driver") or "", count=d.get("Count") or 0,
+                device_ids=tuple(d["DeviceIDs"]) if d.get("DeviceIDs") is not None else None,
+                capabilities=tuple(tuple(c) for c in d["Capabilities"]) if d.get("Capabilities") is not None else None,
+                origin=self.title,
+            )
+            for d in self.device_requests
+        )
+        env = tuple(tuple(e.split("=", 1)) for e in self.environment if "=" in e)
+        return GpuRequest("probe", self.title, drs, self.runtime, env)  # type: ignore[arg-type]
 
     def create_args(self) -> dict[str, Any]:
         """The JSON-able parts of the container's HostConfig/Config that make the request."""
