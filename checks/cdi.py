@@ -5,11 +5,14 @@ Rules: docs/failure-modes.md #25–#27; docs/docker-gpu-internals.md §2.
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..checking import Check, check
 from ..facts.cdi import CdiFacts
 from ..facts.docker import DockerFacts
 from ..facts.nvml import NvmlFacts
 from ..facts.toolkit import ToolkitFacts
+from ..gpu_requests.stack import stack_from_facts
 from ..links import TOOLKIT_CDI
 from ..model import Fix, Layer, Result, failed, passed, skipped, warned
 
@@ -151,8 +154,8 @@ def devices(cdi: CdiFacts, nvml: NvmlFacts, toolkit: ToolkitFacts) -> list[Resul
 
 
 @check("cdi.stale", "The NVIDIA CDI spec matches the running driver and devices", layer=Layer.CDI,
-       needs=("cdi", "nvml"), after=("cdi.specs",))
-def stale(cdi: CdiFacts, nvml: NvmlFacts) -> list[Result]:
+       needs=("cdi", "nvml", "docker", "toolkit"), after=("cdi.specs",))
+def stale(cdi: CdiFacts, nvml: NvmlFacts, docker: Any, toolkit: ToolkitFacts) -> list[Result]:
     """The spec's library versions equal the running driver's, every path it names exists, and every GPU UUID
     it names is on this host.
 
@@ -166,6 +169,10 @@ def stale(cdi: CdiFacts, nvml: NvmlFacts) -> list[Result]:
     if not cdi.nvidia_specs:
         return [skipped("no NVIDIA CDI spec")]
     results: list[Result] = []
+    # Nothing reads the spec on this stack (an engine without CDI, the toolkit not in cdi mode): a latent problem,
+    # not a broken path (real stack, Docker 20.10 in legacy mode: every form works beside a stale spec).
+    in_use = stack_from_facts(docker, None, toolkit, cdi).spec_in_use
+    judge = failed if in_use else (lambda summary, fix, **kw: warned(summary + " (nothing on this stack reads it yet)", fix=fix, **kw))
     host_uuids = {g.uuid for g in nvml.gpus if g.uuid} | {m.uuid for g in nvml.gpus for m in g.mig_devices if m.uuid}
     driver = nvml.driver_version if nvml.ok else None
     for spec in cdi.nvidia_specs:
@@ -180,7 +187,7 @@ def stale(cdi: CdiFacts, nvml: NvmlFacts) -> list[Result]:
             if foreign:
                 problems.append(f"names GPUs this host does not have: {', '.join(foreign[:4])}")
         if problems:
-            results.append(failed(
+            results.append(judge(
                 f"{spec.path} is stale: " + "; ".join(problems),
                 Fix("Regenerate the spec for the running driver and GPUs.",
                     (_generate_at(spec.path if spec.path.endswith(".yaml") else None), LIST), TOOLKIT_CDI),

@@ -7,10 +7,12 @@ no daemon, no NVML): one broken layer gives one red line.
 
 from __future__ import annotations
 
-from typing import Iterable
+from typing import Any, Iterable
 
 from ..checking import Check, check
 from ..facts.probes import ProbeFacts
+from ..gpu_requests.behaviour import predict
+from ..gpu_requests.stack import StackState, stack_from_facts
 from ..links import TOOLKIT_DOCS, TOOLKIT_TROUBLESHOOTING
 from ..model import Fix, Layer, Result, errored, failed, passed, skipped, warned
 from ..probes.compare import DEGRADED, FAILS, MISMATCH, NOT_RUN, WORKS, Judgement, judge, short
@@ -52,6 +54,19 @@ def _fix_for(j: Judgement) -> Fix:
     )
 
 
+def _revealed(j: Judgement, spec: ProbeSpec) -> Result:
+    """The right refusal came through a broken path: say so at that path's layer (a warning here, which the engine
+    weighs with that layer's own check)."""
+    cause = j.revealed
+    assert cause is not None
+    return warned(
+        f"{spec.title} was refused as it should be, but by a path that is broken: {cause.summary} "
+        f"(requests that Docker hands to that path fail the same way)",
+        subject=spec.title, fix=cause.fix,
+        evidence={"form": spec.form_id, "cause": cause.id, "explained_by": cause.layer_check, "revealed": True},
+    )
+
+
 def _result(j: Judgement, spec: ProbeSpec, probes: ProbeFacts) -> Result:
     evidence = {
         "form": spec.form_id, "request": spec.title, "cli": spec.cli, "sdk": spec.sdk, "compose": spec.compose,
@@ -68,23 +83,37 @@ def _result(j: Judgement, spec: ProbeSpec, probes: ProbeFacts) -> Result:
         return warned(j.summary, subject=subject, evidence=evidence, details=j.details, fix=_fix_for(j))
     details = j.details
     if j.cause and j.cause.layer_check:
+        # The engine promotes that check when its own finding was only a warning (engine.promote_explained).
+        evidence["explained_by"] = j.cause.layer_check
         details = (f"root cause check: {j.cause.layer_check}", *details)
     summary = j.summary if j.verdict == MISMATCH else f"{j.summary} — {j.cause.summary if j.cause else ''}".rstrip(" —")
     return failed(summary, _fix_for(j), subject=subject, evidence=evidence, details=details)
 
 
-def judge_check(probes: ProbeFacts, check_id: str) -> Iterable[Result]:
+def image_env(probes: ProbeFacts) -> dict[str, str]:
+    return dict(e.split("=", 1) for e in probes.image_info.get("env", []) if "=" in e)
+
+
+def judge_check(probes: ProbeFacts, check_id: str, stack: StackState | None = None) -> Iterable[Result]:
     skip = _not_probed(probes, check_id)
     if skip is not None:
         return [skip]
     results = []
+    env = image_env(probes)
     for spec in probes.specs_for(check_id):
         outcome = probes.outcomes.get(spec.key)
         if outcome is None:
             results.append(errored(f"{spec.title}: no outcome recorded", subject=spec.title))
             continue
-        results.append(_result(judge(spec, outcome, probes.gpus), spec, probes))
+        prediction = predict(spec.request(), stack, probes.gpus, env) if stack is not None else None
+        j = judge(spec, outcome, probes.gpus, prediction)
+        results.append(_result(j, spec, probes))
+        if j.revealed is not None:
+            results.append(_revealed(j, spec))
     return results
+
+
+STACK_FACTS = ("probes", "docker", "dockerd_process", "toolkit", "cdi")
 
 
 @check("containers.baseline", "A container with no GPU request sees no GPU", layer=Layer.CONTAINERS,
@@ -128,11 +157,11 @@ def baseline(probes: ProbeFacts) -> Iterable[Result]:
 
 
 def _form_check(check_id: str, title: str, after: tuple[str, ...], doc: str) -> Check:
-    def fn(probes: ProbeFacts) -> Iterable[Result]:
-        return judge_check(probes, check_id)
+    def fn(probes: ProbeFacts, docker: Any, dockerd_process: Any, toolkit: Any, cdi: Any) -> Iterable[Result]:
+        return judge_check(probes, check_id, stack_from_facts(docker, dockerd_process, toolkit, cdi))
 
     fn.__doc__ = doc
-    return check(check_id, title, layer=Layer.CONTAINERS, needs=("probes",), after=after)(fn)
+    return check(check_id, title, layer=Layer.CONTAINERS, needs=STACK_FACTS, after=after)(fn)
 
 
 gpus_all = _form_check(
@@ -312,12 +341,15 @@ def summary(probes: ProbeFacts) -> Result:
         )
         rows.append({"form": spec.key, "request": spec.title, "expected": expected, "seen": seen, "verdict": j.verdict})
         by_form.setdefault(spec.form_id, []).append(j.verdict)
-    # A form works when every probe of it works (e.g. device=I for every GPU index).
+    # A form works when every probe of it works (e.g. device=I for every GPU index); a degraded one gives the GPUs
+    # but not all a workload needs (it warns on its own line).
     titles = {f.id: f.title for f in FORMS}
+    usable = (WORKS, DEGRADED)
     # gpus-count-over "works" when it is refused: correct behaviour, not a form to recommend.
     working = [titles[f] for f, verdicts in by_form.items()
-               if f not in ("baseline", "gpus-count-over") and all(v == WORKS for v in verdicts)]
-    broken = [titles[f] for f, verdicts in by_form.items() if f != "baseline" and not all(v == WORKS for v in verdicts)]
+               if f not in ("baseline", "gpus-count-over") and all(v in usable for v in verdicts)]
+    working.sort(key=lambda t: any(v != WORKS for v in by_form[next(f for f in by_form if titles[f] == t)]))
+    broken = [titles[f] for f, verdicts in by_form.items() if f != "baseline" and not all(v in usable for v in verdicts)]
     gpu_rows = [r for r in rows if r["form"] != "baseline"]
     table = {"columns": ["request", "expected", "seen", "verdict"], "rows": rows}
     # Also: how long the matrix took, and which leftovers of killed runs were removed first.

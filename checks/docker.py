@@ -18,7 +18,7 @@ from ..facts.dockerd_process import DockerdProcess
 from ..facts.toolkit import ToolkitFacts
 from ..links import TOOLKIT_CDI, TOOLKIT_INSTALL, TOOLKIT_TROUBLESHOOTING
 from ..model import Fix, Layer, Result, failed, passed, skipped, warned
-from ..probes.errors import HOOK_REFUSAL
+from ..gpu_requests.texts import HOOK_REFUSAL
 
 TOOLKIT_DOCKER_DOC = f"{TOOLKIT_INSTALL}#configuring-docker"
 TOOLKIT_ROOTLESS_DOC = f"{TOOLKIT_INSTALL}#rootless-mode"
@@ -753,14 +753,16 @@ def docker_cdi(docker: DockerFacts, cdi: CdiFacts, daemon_config: DaemonConfig) 
     return results
 
 
+# daemon-json.drift before runtime.nvidia: when a runtime is in the file but not in the daemon, the missing
+# restart is the root cause, not the registration.
 CHECKS: tuple[Check, ...] = (
     daemon_json,
     reachable,
     engine,
     api_version,
+    daemon_json_drift,
     runtime_nvidia,
     default_runtime,
-    daemon_json_drift,
     gpu_driver,
     cgroups,
     rootless,

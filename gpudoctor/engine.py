@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from . import __version__
@@ -106,7 +106,38 @@ def run_checks(checks: Sequence[Check], facts: FactSet) -> tuple[CheckOutcome, .
     outcomes: dict[str, CheckOutcome] = {}
     for chk in checks:
         outcomes[chk.id] = _run_one(chk, facts, outcomes)
-    return tuple(outcomes.values())
+    return promote_explained(tuple(outcomes.values()))
+
+
+def promote_explained(outcomes: Sequence[CheckOutcome]) -> tuple[CheckOutcome, ...]:
+    """Root-cause rule (issue 9): a failure explained by a lower layer's condition makes that layer fail.
+
+    A failing result may name, in `evidence["explained_by"]`, the check that owns the condition behind it (a probe
+    refused with the words of a toolkit version skew names `toolkit.versions`). When that check only warned, its
+    condition is shown to break containers: it fails, with its own fix, and so becomes the root cause that the
+    verdict names. A check that passed is not overruled: then the failure stays the root cause itself.
+    """
+    by_id = {o.check.id: o for o in outcomes}
+    because: dict[str, list[str]] = {}
+    for o in outcomes:
+        for r in o.results:
+            target = r.evidence.get("explained_by")
+            if r.status is Status.FAIL and isinstance(target, str) and target != o.check.id:
+                because.setdefault(target, []).append(f"{o.check.id}: {r.subject or r.summary}")
+    promoted = {}
+    for target, who in because.items():
+        o = by_id.get(target)
+        if o is None or o.status is not Status.WARN:
+            continue
+        note = "fails, not just warns: containers fail because of it (" + "; ".join(dict.fromkeys(who)) + ")"
+        results = tuple(
+            replace(r, status=Status.FAIL, details=(*r.details, note),
+                    evidence={**r.evidence, "promoted_by": list(dict.fromkeys(who))})
+            if r.status is Status.WARN else r
+            for r in o.results
+        )
+        promoted[target] = replace(o, results=results)
+    return tuple(promoted.get(o.check.id, o) for o in outcomes)
 
 
 def _blocker(chk: Check, outcomes: Mapping[str, CheckOutcome]) -> str | None:

@@ -172,6 +172,8 @@ def _hook_late() -> None:
 
 
 def _hook_back() -> None:
+    # Well past dockerd's start (gpudoctor allows 1.5 s for /proc's whole-second start time), as a real install is.
+    time.sleep(3)
     restore_toolkit()
 
 

@@ -180,8 +180,12 @@ def test_count_over_must_be_refused():
     assert refused.verdict == WORKS
     accepted = judge(over, _outcome(_report(range(4), [g.uuid for g in FOUR])), FOUR)
     assert accepted.verdict == MISMATCH
-    other = judge(over, _outcome(error="Unknown runtime specified nvidia"), FOUR)
-    assert other.verdict == FAILS
+    # Refused is right whatever the words (issue 9); words that reveal a broken path are a finding of their own.
+    skew = judge(over, _outcome(error="stderr: nvidia-container-cli configure: unrecognized option "
+                                      "'--cuda-compat-mode=ldconfig'"), FOUR)
+    assert skew.verdict == WORKS
+    assert skew.revealed is not None and skew.revealed.layer_check == "toolkit.versions"
+    assert refused.revealed is None
     # cdi/jit-cdi mode refuses index 4 of a 4-GPU host as an unresolvable CDI name: right refusal
     cdi = judge(over, _outcome(error="... stderr: unresolvable CDI devices nvidia.com/gpu=4: unknown"), FOUR)
     assert cdi.verdict == WORKS

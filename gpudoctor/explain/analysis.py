@@ -29,7 +29,7 @@ from .model import (
     Selection,
 )
 from ..facts.nvml import normalize_bus_id
-from ..probes.errors import HOOK_REFUSAL_FULL
+from ..gpu_requests.texts import HOOK_REFUSAL_FULL
 from .pitfalls import pitfall
 from .visible_devices import ENV_NAME, classify, parse_visible_devices
 

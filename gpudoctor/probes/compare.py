@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Mapping, Sequence
 
-from .errors import Cause, classify, strip_envelope
+from ..gpu_requests.behaviour import Prediction
+from .errors import UNKNOWN, Cause, cause_for_blame, classify, strip_envelope
 from ..gpu_requests.request import HostGpu
 from .forms import ProbeSpec
 from .parse import ProbeView, parse_probe_output
@@ -34,6 +35,7 @@ class Judgement:
     unknown_seen: tuple[str, ...] = ()
     details: tuple[str, ...] = ()
     view: ProbeView | None = None
+    revealed: Cause | None = None  # a broken path an otherwise right outcome showed (an over-count's refusal)
 
     @property
     def ok(self) -> bool:
@@ -73,7 +75,10 @@ def seen_gpus(view: ProbeView, gpus: Sequence[HostGpu]) -> tuple[tuple[int, ...]
     return tuple(found), unknown, "device nodes"
 
 
-def judge(spec: ProbeSpec, outcome: Mapping[str, Any], gpus: Sequence[HostGpu]) -> Judgement:
+def judge(spec: ProbeSpec, outcome: Mapping[str, Any], gpus: Sequence[HostGpu],
+          prediction: Prediction | None = None) -> Judgement:
+    """`prediction` is what the behaviour model expected of this stack: it names the owning layer of a refusal
+    whose words the classifier does not know."""
     expected = describe(spec.expect_indices, gpus) if not spec.expect_mig else ", ".join(spec.expect_mig)
     if spec.expect_error:
         expected = "refused (more GPUs than the host has)"
@@ -82,9 +87,16 @@ def judge(spec: ProbeSpec, outcome: Mapping[str, Any], gpus: Sequence[HostGpu]) 
         if outcome.get("timed_out"):
             return Judgement(spec.key, NOT_RUN, expected, "no answer", error)
         cause = classify(error)
+        if cause is UNKNOWN and prediction is not None and prediction.refused and prediction.blame:
+            cause = cause_for_blame(prediction.blame, prediction.why)
         short = strip_envelope(error)
-        if spec.expect_error and (cause.refusal or _names_missing_index(error, len(gpus))):
-            return Judgement(spec.key, WORKS, expected, "refused", f"refused as it should be: {short}", cause)
+        if spec.expect_error:
+            # Refused with no GPU given is the right outcome, whatever the words (issue 9: on Docker 29 an over-count
+            # falls to the legacy hook, whose refusal depends on the toolkit's mode). What the words reveal about
+            # that path is said separately, at its own layer.
+            revealed = cause if (cause.layer_check and not cause.refusal) else None
+            return Judgement(spec.key, WORKS, expected, "refused", f"refused as it should be: {short}", cause,
+                             revealed=revealed)
         return Judgement(
             spec.key, FAILS, expected, f"error at {outcome.get('phase')}", f"{spec.title} fails: {short}", cause,
             details=(error[:2000],),
@@ -164,7 +176,7 @@ def _degradations(spec: ProbeSpec, view: ProbeView) -> list[str]:
     problems = []
     if not view.has_node("/dev/nvidiactl"):
         problems.append("/dev/nvidiactl is missing (nothing can talk to the driver)")
-    if not view.has_node("/dev/nvidia-uvm"):
+    if spec.expect_uvm and not view.has_node("/dev/nvidia-uvm"):
         problems.append("/dev/nvidia-uvm is missing (CUDA fails with 'no CUDA-capable device')")
     if spec.expect_smi and view.smi_path is None:
         problems.append("nvidia-smi was not injected (the utility capability is missing)")
@@ -174,4 +186,9 @@ def _degradations(spec: ProbeSpec, view: ProbeView) -> list[str]:
         problems.append("NVML inside says 'Unknown Error' (device cgroup access lost)")
     elif "Insufficient Permissions" in out:
         problems.append("NVML inside says 'Insufficient Permissions' (device node permissions)")
+    elif spec.expect_smi and view.smi_path is not None and not view.smi_works:
+        # Present but failing — e.g. a host nvidia-smi that is a wrapper whose target the toolkit did not inject
+        # (real stack, legacy path): a workload calling NVML fails the same way.
+        tail = " ".join(out.split())[:200] or f"exit {view.smi_list_rc}"
+        problems.append(f"nvidia-smi is in the container ({view.smi_path}) but fails: {tail}")
     return problems

@@ -11,15 +11,10 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..gpu_requests import texts
+from ..gpu_requests.texts import HOOK_REFUSAL
 from ..links import TOOLKIT_CDI, TOOLKIT_INSTALL, TOOLKIT_TROUBLESHOOTING
 from ..model import Fix
-
-
-
-# The NVIDIA hook's refusal in cdi/jit-cdi mode, seen on the real H100 host
-# (tests/fixtures/real-h100-docker20-toolkit-cdi/observed-request-forms.log); explain and the checks quote it too.
-HOOK_REFUSAL = "invoking the NVIDIA Container Runtime Hook directly (e.g. specifying the docker --gpus flag) is not supported"
-HOOK_REFUSAL_FULL = f"{HOOK_REFUSAL}. Please use the NVIDIA Container Runtime (e.g. specify the --runtime=nvidia flag) instead"
 
 
 @dataclass(frozen=True)
@@ -225,11 +220,95 @@ _rule(
     ),
 )
 
+# Docker 29 with no NVIDIA hook found at start (gpu_requests/texts.py; real stack).
+_rule(
+    re.escape(texts.AMD_SPEC_NOT_FOUND) + "|" + re.escape(texts.NO_GPU_VENDOR),
+    Cause(
+        "no-gpu-device-driver-in-dockerd",
+        "dockerd found no NVIDIA hook on its PATH when it started, so Docker 29 guesses the GPU vendor from CDI and fails",
+        Fix(
+            "Restart dockerd after installing the toolkit so it finds nvidia-cdi-hook / nvidia-container-runtime-hook "
+            "(or request CDI names: --device nvidia.com/gpu=all).",
+            ("sudo systemctl restart docker",),
+            TOOLKIT_INSTALL,
+        ),
+        "docker.gpu-driver",
+    ),
+)
+# The 1.18+ hook's --cuda-compat-mode under an older nvidia-container-cli (real stack: the kits' 1.20/1.17 skew).
+_rule(
+    re.escape(texts.CLI_SKEW),
+    Cause(
+        "toolkit-package-version-skew",
+        "nvidia-container-cli (libnvidia-container-tools) is older than the NVIDIA hook that calls it",
+        Fix(
+            "Install matching versions of nvidia-container-toolkit and libnvidia-container-tools.",
+            ("sudo apt-get update",
+             "sudo apt-get install -y nvidia-container-toolkit nvidia-container-toolkit-base "
+             "libnvidia-container-tools libnvidia-container1"),
+            TOOLKIT_INSTALL,
+        ),
+        "toolkit.versions",
+    ),
+)
+# config.toml's ldconfig names a binary that is not there (real stack).
+_rule(
+    r"open failed: (\S+): no such file or directory",
+    Cause(
+        "ldconfig-path-wrong",
+        "config.toml's nvidia-container-cli.ldconfig points at a binary that does not exist",
+        Fix(
+            "Point ldconfig at the host's ldconfig ('@/sbin/ldconfig' on Debian/Ubuntu, '@/sbin/ldconfig.real' on some).",
+            ('sudo nvidia-ctk config --in-place --set nvidia-container-cli.ldconfig="@/sbin/ldconfig"',),
+            TOOLKIT_TROUBLESHOOTING,
+        ),
+        "toolkit.config",
+    ),
+)
+# A CDI spec naming files that are gone (a driver upgrade without regenerating; real stack).
+_rule(
+    r"(?:fulfil mount request: )?open (/\S+): no such file or directory",
+    Cause(
+        "cdi-spec-stale",
+        "the CDI spec names host files that no longer exist (the driver changed since it was generated)",
+        Fix(
+            "Regenerate the CDI spec.",
+            ("sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml --device-name-strategy=index "
+             "--device-name-strategy=uuid", "nvidia-ctk cdi list"),
+            TOOLKIT_CDI,
+        ),
+        "cdi.stale",
+    ),
+)
+# The runtime's binary is not on dockerd's PATH (real stack: containerd's/runc's words).
+_rule(
+    r'exec: "(nvidia-container-runtime[^"]*)": executable file not found',
+    Cause(
+        "runtime-or-hook-binary-missing",
+        "the registered nvidia runtime's binary is not on dockerd's PATH",
+        Fix(
+            "Reinstall the toolkit so the runtime binary exists, or fix its path in /etc/docker/daemon.json.",
+            ("sudo apt-get install --reinstall -y nvidia-container-toolkit", "sudo systemctl restart docker"),
+            TOOLKIT_INSTALL,
+        ),
+        "docker.runtime.nvidia",
+    ),
+)
+
+
 UNKNOWN = Cause(
     "unrecognised",
     "Docker refused the container with an error gpudoctor does not recognise",
     Fix("Read the error; `gpudoctor explain` and the toolkit's troubleshooting guide list known texts.", (), TOOLKIT_TROUBLESHOOTING),
 )
+
+
+def cause_for_blame(check_id: str, why: str) -> Cause:
+    """A cause for a refusal whose words no rule knows but the behaviour model explains (gpu_requests/behaviour.py):
+    the fix of the first rule owned by the same check."""
+    owner = next((c for _p, c in _RULES if c.layer_check == check_id), None)
+    fix = owner.fix if owner else UNKNOWN.fix
+    return Cause(owner.id if owner else "predicted", why or (owner.summary if owner else UNKNOWN.summary), fix, check_id)
 
 
 def classify(error: str) -> Cause:

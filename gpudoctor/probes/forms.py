@@ -50,6 +50,7 @@ class ProbeSpec:
     expect_error: bool = False  # Docker or the toolkit should refuse this request
     expect_mig: tuple[str, ...] = ()  # MIG UUIDs the container should see
     expect_smi: bool = True  # nvidia-smi should be injected (the `utility` capability)
+    expect_uvm: bool = True  # /dev/nvidia-uvm should be there (the `compute` capability; `utility` alone has none)
 
     def request(self) -> GpuRequest:
         """The same request in the domain model's terms, for the behaviour model (gpu_requests/behaviour.py)."""
@@ -186,7 +187,7 @@ def _caps(caps: Sequence[str], key: str, ctx: FormContext) -> ProbeSpec:
         f"docker run --rm --gpus 'all,\"capabilities={joined}\"' {ctx.image}",
         *_spell(mode="all", capabilities=tuple(caps)),
         device_requests=(_req(count=-1, caps=("gpu", *caps)),), expect_indices=_all(ctx),
-        expect_smi="utility" in caps,
+        expect_smi="utility" in caps, expect_uvm="compute" in caps,
     )
 
 
