@@ -18,7 +18,8 @@ from ..facts.dockerd_process import DockerdProcess
 from ..facts.toolkit import ToolkitFacts
 from ..links import TOOLKIT_CDI, TOOLKIT_INSTALL, TOOLKIT_TROUBLESHOOTING
 from ..model import Fix, Layer, Result, failed, passed, skipped, warned
-from ..gpu_requests.texts import HOOK_REFUSAL
+from ..gpu_requests.stack import RUNC_NAMES
+from ..gpu_requests.texts import DEFAULT_RUNTIME_MISSING, HOOK_REFUSAL
 
 TOOLKIT_DOCKER_DOC = f"{TOOLKIT_INSTALL}#configuring-docker"
 TOOLKIT_ROOTLESS_DOC = f"{TOOLKIT_INSTALL}#rootless-mode"
@@ -127,9 +128,26 @@ def daemon_json(daemon_config: DaemonConfig, dockerd_process: DockerdProcess, do
             ),
             evidence={**ev, "problems": list(daemon_config.problems)},
         )
+    data = daemon_config.data or {}
+    default = data.get("default-runtime")
+    runtimes = data.get("runtimes") if isinstance(data.get("runtimes"), dict) else {}
+    if isinstance(default, str) and default not in RUNC_NAMES and default not in runtimes:
+        # Valid JSON, valid types, and still fatal: dockerd exits at start (real stack, 20.10 and 29.7).
+        started = "" if docker.reachable else " — the daemon is down"
+        return failed(
+            f"{daemon_config.path} makes {default!r} the default runtime but defines no runtimes.{default}: dockerd "
+            f"refuses to start ({DEFAULT_RUNTIME_MISSING.format(name=default)}){started}",
+            Fix(
+                f"Register the runtime in {daemon_config.path} (or remove \"default-runtime\"), check the file, then "
+                "start Docker.",
+                (f"sudo nvidia-ctk runtime configure --runtime=docker --config={daemon_config.path} --set-as-default",
+                 check_cmd, *restart, "sudo journalctl -u docker -n 20 --no-pager"),
+                DOCKER_DAEMON_DOC,
+            ),
+            evidence={**ev, "default_runtime": default},
+        )
     conflicts = []
     flags = dockerd_process.flags if dockerd_process.found else {}
-    data = daemon_config.data or {}
     for flag, key in (("--add-runtime", "runtimes"), ("--default-runtime", "default-runtime"),
                       ("--cdi-spec-dir", "cdi-spec-dirs"), ("--exec-opt", "exec-opts")):
         if flag in flags and key in data:

@@ -12,7 +12,9 @@ import re
 from typing import Any, Iterable, Sequence
 
 from ..gpu_requests import spelling as dialects
+from ..gpu_requests.behaviour import Prediction, predict
 from ..gpu_requests.request import host_gpus
+from ..gpu_requests.stack import stack_from_facts
 from ..gpu_requests.spelling import Intent
 from .gocompat import go_slice_repr
 from .gpus_flag import GpusParse, guess_intent
@@ -65,13 +67,16 @@ def _is_int(v: Any) -> bool:
 # Host GPU resolution
 
 
-def host_view_from_nvml(nvml: Any, docker: Any = None) -> HostView | None:
-    """NvmlFacts (+ DockerFacts for the runtimes) → HostView; None when NVML did not answer
-    (explain then speaks in general terms)."""
+def host_view_from_nvml(nvml: Any, docker: Any = None, dockerd_process: Any = None, toolkit: Any = None,
+                        cdi: Any = None) -> HostView | None:
+    """NvmlFacts (+ the Docker, dockerd, toolkit and CDI facts for what this stack does) → HostView; None when NVML
+    did not answer (explain then speaks in general terms)."""
     if nvml is None or getattr(nvml, "init_error", None) is not None:
         return None
-    runtimes = tuple(docker.runtime_names) if docker is not None and getattr(docker, "reachable", False) else None
-    return HostView(host_gpus(nvml), runtimes=runtimes)
+    reachable = docker is not None and getattr(docker, "reachable", False)
+    runtimes = tuple(docker.runtime_names) if reachable else None
+    stack = stack_from_facts(docker, dockerd_process, toolkit, cdi) if reachable else None
+    return HostView(host_gpus(nvml), runtimes=runtimes, stack=stack)
 
 
 def resolve_token(token: str, host: HostView) -> tuple[list[str], HostGpu | None]:
@@ -137,6 +142,7 @@ def analyze(req: GpuRequest, host: HostView | None, input_text: str) -> Explanat
     for dr in req.device_requests:
         _device_request(ctx, dr)
     _request_level(ctx)
+    on_host = _on_this_stack(ctx)
     selection = _selection(ctx)
     _describe(ctx)
     intents = ctx.intents or _default_intents(ctx)
@@ -152,7 +158,28 @@ def analyze(req: GpuRequest, host: HostView | None, input_text: str) -> Explanat
         corrections=corrections,
         host=host,
         rejected=ctx.rejected,
+        on_host=on_host,
     )
+
+
+def _on_this_stack(ctx: _Ctx) -> Prediction | None:
+    """What this host's daemon and toolkit will do with the request — the same model the probes are judged by
+    (gpu_requests/behaviour.py) — and, when it refuses, the refusal as a pitfall with the owning layer's fix."""
+    host = ctx.host
+    if host is None or host.stack is None or ctx.rejected is not None or ctx.req.kind == "env":
+        return None
+    p = predict(ctx.req, host.stack, host.gpus)
+    if p.refused and not any(e.text in (x.text for q in ctx.pitfalls for x in q.errors) for e in p.errors):
+        from ..probes.errors import cause_for_blame, classify
+
+        cause = classify(p.text) if p.text else None
+        fix = (cause.fix if cause and cause.layer_check else cause_for_blame(p.blame or "", p.why).fix) if p.blame else None
+        how = f" Fix: {fix.summary} " + " && ".join(fix.commands) if fix and fix.commands else ""
+        where = f" (the {p.blame} check owns it)" if p.blame else ""
+        ctx.add(pitfall("host.refused", "fail", f"this host refuses the request: {p.why}",
+                        f"What this daemon and toolkit do with it ({' → '.join(p.via or (p.path,))}): refused{where}.{how}",
+                        p.errors, ctx.req.label, mode=cause.id if cause else None))
+    return p
 
 
 def _dedupe(items: Iterable[Correction]) -> list[Correction]:

@@ -201,7 +201,8 @@ def _load_host_view(*, replay: str | None, root: str, use_host: bool) -> Any:
             from ..facts.host import LiveHost
 
             host = LiveHost(root)
-        facts = gather(host, ["nvml", "docker"])
+        facts = gather(host, ["nvml", "docker", "dockerd_process", "toolkit", "cdi"])
     except Exception:  # an unreadable bundle or a broken host: explain in general terms
         return None
-    return host_view_from_nvml(facts.values.get("nvml"), facts.values.get("docker"))
+    v = facts.values
+    return host_view_from_nvml(v.get("nvml"), v.get("docker"), v.get("dockerd_process"), v.get("toolkit"), v.get("cdi"))

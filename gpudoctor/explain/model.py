@@ -10,7 +10,9 @@ from typing import Any, Mapping
 
 # The request itself and its spellings live in the domain package; explain reads them from there.
 from ..gpu_requests.request import DeviceRequest, ErrorText, GpuRequest, HostGpu
+from ..gpu_requests.behaviour import Prediction
 from ..gpu_requests.spelling import Correction
+from ..gpu_requests.stack import StackState
 
 # Input kinds (`--kind` accepts these and the aliases in detect.KIND_ALIASES).
 KINDS = ("gpus", "cmdline", "sdk", "compose", "env", "check")
@@ -71,6 +73,7 @@ class HostView:
     source: str = "NVML"
     # Runtimes the Docker daemon reports (`docker info` Runtimes); None when it could not be asked.
     runtimes: tuple[str, ...] | None = None
+    stack: StackState | None = None  # what this host's engine and toolkit are; None: no daemon answered
 
 
 @dataclass(frozen=True)
@@ -97,6 +100,7 @@ class Explanation:
     corrections: tuple[Correction, ...]
     host: HostView | None
     rejected: ErrorText | None = None  # the client refused the input (CLI flag error, docker-py error)
+    on_host: Prediction | None = None  # what this host's daemon does with it (behaviour model), when known
 
     @property
     def exit_code(self) -> int:
@@ -128,5 +132,10 @@ class Explanation:
             "host": None
             if self.host is None
             else {"source": self.host.source, "gpus": [{"index": g.index, "uuid": g.uuid, "name": g.name} for g in self.host.gpus]},
+            "on_host": None if self.on_host is None else {
+                "path": self.on_host.path, "via": list(self.on_host.via), "refused": self.on_host.refused,
+                "devices": list(self.on_host.devices) if self.on_host.devices is not None else None,
+                "errors": [e.text for e in self.on_host.errors], "blame": self.on_host.blame, "why": self.on_host.why,
+            },
             "exit_code": self.exit_code,
         }

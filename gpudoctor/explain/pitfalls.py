@@ -13,6 +13,10 @@ FAILURE_MODES = {
     "driver-capabilities-wrong": 36,
     "no-gpu-device-driver-in-dockerd": 17,
     "runtime-not-registered": 18,
+    "runtime-or-hook-binary-missing": 19,
+    "toolkit-package-version-skew": 22,
+    "ldconfig-path-wrong": 23,
+    "cdi-spec-stale": 27,
     "cdi-not-enabled-in-docker": 25,
     "cdi-spec-missing-or-unreadable": 26,
     "docker-client-too-old": 44,
@@ -75,9 +79,12 @@ PITFALLS = {
     "cdi.bad-name": "cdi-spec-missing-or-unreadable",
     "cdi.uuid-name": "cdi-spec-missing-or-unreadable",
     "runtime.not-registered": "runtime-not-registered",
+    # What the behaviour model says this host does (explain with host facts); the failure mode is the cause's.
+    "host.refused": "no-gpu-device-driver-in-dockerd",
 }
 
 
-def pitfall(pid: str, severity: str, summary: str, detail: str, errors: tuple[ErrorText, ...] = (), subject: str | None = None) -> Pitfall:
-    mode = PITFALLS[pid]
+def pitfall(pid: str, severity: str, summary: str, detail: str, errors: tuple[ErrorText, ...] = (), subject: str | None = None,
+            mode: str | None = None) -> Pitfall:
+    mode = mode if mode in FAILURE_MODES else PITFALLS[pid]
     return Pitfall(pid, mode, FAILURE_MODES[mode], severity, summary, detail, tuple(errors), subject)

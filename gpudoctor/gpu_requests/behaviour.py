@@ -166,6 +166,12 @@ def _nvidia_runtime(visible: str | None, stack: StackState, gpus: Sequence[HostG
     return Prediction(RUNTIME_LEGACY, False, None, via=via, why=f"mode {mode!r} is not modelled")
 
 
+def _plain_gpu_caps(d: DeviceRequest) -> bool:
+    """Docker 29 guesses a GPU vendor from CDI only for capabilities [["gpu"]]; other sets get "could not select
+    device driver" (real stack: `capabilities=compute,utility` with no hook found at start)."""
+    return [list(c) for c in (d.capabilities or ()) if isinstance(c, (list, tuple))] == [["gpu"]]
+
+
 def _effective_visible(req: GpuRequest, image_env: Mapping[str, str]) -> str | None:
     value = req.env_value(VISIBLE)
     return value if value is not None else image_env.get(VISIBLE)
@@ -233,7 +239,7 @@ def predict(req: GpuRequest, stack: StackState, gpus: Sequence[HostGpu],
             return _refuse(DOCKERD_CDI, f"the daemon's CDI specs do not name {', '.join(missing)}, and dockerd found "
                            "no nvidia-container-runtime-hook at start to fall back on",
                            (texts.unresolvable(missing),), _cdi_blame(stack, stack.daemon_cdi_names))
-        elif stack.engine >= (29, 2) and stack.cdi_enabled:
+        elif stack.engine >= (29, 2) and stack.cdi_enabled and _plain_gpu_caps(d):
             text = texts.AMD_SPEC_NOT_FOUND if stack.any_cdi_spec else texts.NO_GPU_VENDOR
             return _refuse(DAEMON, "dockerd found no NVIDIA hook on its PATH when it started",
                            (ErrorText(text, texts.DAEMON_START, "29.x with CDI on"),), BLAME_GPU_DRIVER)
