@@ -155,7 +155,7 @@ def devices(cdi: CdiFacts, nvml: NvmlFacts, toolkit: ToolkitFacts) -> list[Resul
 
 @check("cdi.stale", "The NVIDIA CDI spec matches the running driver and devices", layer=Layer.CDI,
        needs=("cdi", "nvml", "docker", "toolkit"), after=("cdi.specs",))
-def stale(cdi: CdiFacts, nvml: NvmlFacts, docker: Any, toolkit: ToolkitFacts) -> list[Result]:
+def stale(cdi: CdiFacts, nvml: NvmlFacts, docker: Any = None, toolkit: ToolkitFacts | None = None) -> list[Result]:
     """The spec's library versions equal the running driver's, every path it names exists, and every GPU UUID
     it names is on this host.
 
@@ -171,7 +171,7 @@ def stale(cdi: CdiFacts, nvml: NvmlFacts, docker: Any, toolkit: ToolkitFacts) ->
     results: list[Result] = []
     # Nothing reads the spec on this stack (an engine without CDI, the toolkit not in cdi mode): a latent problem,
     # not a broken path (real stack, Docker 20.10 in legacy mode: every form works beside a stale spec).
-    in_use = stack_from_facts(docker, None, toolkit, cdi).spec_in_use
+    in_use = docker is None or stack_from_facts(docker, None, toolkit, cdi).spec_in_use
     judge = failed if in_use else (lambda summary, fix, **kw: warned(summary + " (nothing on this stack reads it yet)", fix=fix, **kw))
     host_uuids = {g.uuid for g in nvml.gpus if g.uuid} | {m.uuid for g in nvml.gpus for m in g.mig_devices if m.uuid}
     driver = nvml.driver_version if nvml.ok else None

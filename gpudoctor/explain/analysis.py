@@ -12,11 +12,11 @@ import re
 from typing import Any, Iterable, Sequence
 
 from ..gpu_requests import spelling as dialects
+from ..gpu_requests import texts
 from ..gpu_requests.behaviour import Prediction, predict
 from ..gpu_requests.request import host_gpus
 from ..gpu_requests.stack import stack_from_facts
 from ..gpu_requests.spelling import Intent
-from .gocompat import go_slice_repr
 from .gpus_flag import GpusParse, guess_intent
 from .model import (
     Correction,
@@ -39,7 +39,7 @@ from .visible_devices import ENV_NAME, classify, parse_visible_devices
 NVIDIA_CAPSET = {"gpu", "nvidia", "compute", "compat32", "graphics", "utility", "video", "display"}
 NVIDIA_DRIVER_CAPS = ("compute", "compat32", "graphics", "utility", "video", "display")
 
-E_BOTH = "cannot set both Count and DeviceIDs on device request"
+E_BOTH = texts.BOTH_COUNT_AND_IDS
 DAEMON_START = "dockerd (container start, HTTP 500)"
 DAEMON_CREATE = "dockerd (container create, HTTP 400)"
 # JSON decoding errors of the create body come back as 500 on Docker 20.10 (seen with tests/test_explain_docker.py).
@@ -49,8 +49,7 @@ E_HOOK_CDI_MODE = HOOK_REFUSAL_FULL
 
 
 def could_not_select(driver: str, caps: Any) -> str:
-    """moby daemon/errors.go incompatibleDeviceRequest: `could not select device driver %q with capabilities: %v`."""
-    return f'could not select device driver "{driver}" with capabilities: {go_slice_repr(_plain(caps))}'
+    return texts.could_not_select(driver, _plain(caps))
 
 
 def _plain(v: Any) -> Any:
@@ -582,10 +581,9 @@ def _request_level(ctx: _Ctx) -> None:
             _unknown_runtime_errors(req.runtime), req.label))
 
 
-def _unknown_runtime_errors(runtime: str) -> tuple[ErrorText, ErrorText]:
-    """docker-gpu-internals.md §3: an unregistered runtime is refused at create (23.0+ and ≤20.10 wordings)."""
-    return (ErrorText(f"unknown or invalid runtime name: {runtime}", DAEMON_CREATE, "23.0+"),
-            ErrorText(f"Unknown runtime specified {runtime}", DAEMON_CREATE, "<= 20.10"))
+def _unknown_runtime_errors(runtime: str) -> tuple[ErrorText, ...]:
+    """docker-gpu-internals.md §3: an unregistered runtime is refused at create (both engines' wordings)."""
+    return texts.unknown_runtime(runtime, None)
 
 
 def _selected_count(req: GpuRequest) -> int | None:
