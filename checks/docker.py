@@ -129,23 +129,6 @@ def daemon_json(daemon_config: DaemonConfig, dockerd_process: DockerdProcess, do
             evidence={**ev, "problems": list(daemon_config.problems)},
         )
     data = daemon_config.data or {}
-    default = data.get("default-runtime")
-    runtimes = data.get("runtimes") if isinstance(data.get("runtimes"), dict) else {}
-    if isinstance(default, str) and default not in RUNC_NAMES and default not in runtimes:
-        # Valid JSON, valid types, and still fatal: dockerd exits at start (real stack, 20.10 and 29.7).
-        started = "" if docker.reachable else " — the daemon is down"
-        return failed(
-            f"{daemon_config.path} makes {default!r} the default runtime but defines no runtimes.{default}: dockerd "
-            f"refuses to start ({DEFAULT_RUNTIME_MISSING.format(name=default)}){started}",
-            Fix(
-                f"Register the runtime in {daemon_config.path} (or remove \"default-runtime\"), check the file, then "
-                "start Docker.",
-                (f"sudo nvidia-ctk runtime configure --runtime=docker --config={daemon_config.path} --set-as-default",
-                 check_cmd, *restart, "sudo journalctl -u docker -n 20 --no-pager"),
-                DOCKER_DAEMON_DOC,
-            ),
-            evidence={**ev, "default_runtime": default},
-        )
     conflicts = []
     flags = dockerd_process.flags if dockerd_process.found else {}
     for flag, key in (("--add-runtime", "runtimes"), ("--default-runtime", "default-runtime"),
@@ -162,6 +145,23 @@ def daemon_json(daemon_config: DaemonConfig, dockerd_process: DockerdProcess, do
                 DOCKER_DAEMON_DOC,
             ),
             evidence={**ev, "conflicts": conflicts},
+        )
+    default = data.get("default-runtime")
+    runtimes = data.get("runtimes") if isinstance(data.get("runtimes"), dict) else {}
+    if isinstance(default, str) and default not in RUNC_NAMES and default not in runtimes:
+        # Valid JSON, valid types, and still fatal: dockerd exits at start (real stack, 20.10 and 29.7).
+        started = "" if docker.reachable else " — the daemon is down"
+        return failed(
+            f"{daemon_config.path} makes {default!r} the default runtime but defines no runtimes.{default}: dockerd "
+            f"refuses to start ({DEFAULT_RUNTIME_MISSING.format(name=default)}){started}",
+            Fix(
+                f"Register the runtime in {daemon_config.path} (or remove \"default-runtime\"), check the file, then "
+                "start Docker.",
+                (f"sudo nvidia-ctk runtime configure --runtime=docker --config={daemon_config.path} --set-as-default",
+                 check_cmd, *restart, "sudo journalctl -u docker -n 20 --no-pager"),
+                DOCKER_DAEMON_DOC,
+            ),
+            evidence={**ev, "default_runtime": default},
         )
     keys = ", ".join(sorted(data)) or "no keys"
     return passed(f"{daemon_config.path} parses ({keys})", evidence=ev)
