@@ -771,17 +771,17 @@ def docker_cdi(docker: DockerFacts, cdi: CdiFacts, daemon_config: DaemonConfig) 
     return results
 
 
-# daemon-json.drift before runtime.nvidia: when a runtime is in the file but not in the daemon, the missing
-# restart is the root cause, not the registration.
+# Order settles ties in one layer: dockerd's missing GPU driver (hooks installed after it started) and a runtime
+# in the file but not in the daemon both need a restart first, so they come before the registration itself.
 CHECKS: tuple[Check, ...] = (
     daemon_json,
     reachable,
     engine,
     api_version,
+    gpu_driver,
     daemon_json_drift,
     runtime_nvidia,
     default_runtime,
-    gpu_driver,
     cgroups,
     rootless,
     docker_cdi,

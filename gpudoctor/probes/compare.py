@@ -94,7 +94,8 @@ def judge(spec: ProbeSpec, outcome: Mapping[str, Any], gpus: Sequence[HostGpu],
             # Refused with no GPU given is the right outcome, whatever the words (issue 9: on Docker 29 an over-count
             # falls to the legacy hook, whose refusal depends on the toolkit's mode). What the words reveal about
             # that path is said separately, at its own layer.
-            revealed = cause if (cause.layer_check and not cause.refusal) else None
+            right_words = cause.refusal or _names_missing_index(error, len(gpus))
+            revealed = cause if (cause.layer_check and not right_words) else None
             return Judgement(spec.key, WORKS, expected, "refused", f"refused as it should be: {short}", cause,
                              revealed=revealed)
         return Judgement(
