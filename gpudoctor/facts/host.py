@@ -10,6 +10,7 @@ implementations share one code path (docs/design.md "The host interface"):
 
 Every operation funnels through `Host._answer(op, args, produce)`; answers are JSON values, and
 the errors a fact is expected to handle (`OSError`, `HostCallError`) are recorded as data too.
+What is recorded passes through `redact` (gpudoctor/facts/redact.py): a bundle is sent to others.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Mapping, Sequence
+
+from .redact import redact
 
 BUNDLE_FORMAT = "gpudoctor.bundle/v1"
 
@@ -260,11 +263,22 @@ def _decode_outcome(op: str, args: Sequence[Any], answer: Mapping[str, Any]) -> 
 
 
 def _key(op: str, args: Sequence[Any]) -> str:
-    return json.dumps([op, list(args)], sort_keys=True)
+    """The replay key of a question. Questions are keyed as recorded, i.e. redacted: a replay asks
+    with values it read from redacted answers (an endpoint without its password), and `redact` is
+    idempotent, so recording and replay agree, also on bundles recorded before redaction existed."""
+    return json.dumps([op, redact(list(args))], sort_keys=True)
+
+
+def _recorded_outcome(op: str, args: Sequence[Any], outcome: Mapping[str, Any]) -> dict[str, Any]:
+    if "value" in outcome:
+        # An environment variable's name is what says whether its value is a secret.
+        name = str(args[0]) if op == "env" and args else None
+        return {"value": redact(outcome["value"], name)}
+    return redact(dict(outcome))
 
 
 class RecordingHost(LiveHost):
-    """A live host that keeps every answer, for a support bundle."""
+    """A live host that keeps every answer, for a support bundle: redacted, as it leaves the machine."""
 
     kind = "recording"
 
@@ -275,8 +289,9 @@ class RecordingHost(LiveHost):
 
     def _answer(self, op: str, args: Sequence[Any], produce: Callable[[], Any]) -> Any:
         outcome = _encode_outcome(produce)
+        entry = {"op": op, "args": redact(list(args)), "answer": _recorded_outcome(op, args, outcome)}
         with self._lock:
-            self._answers[_key(op, args)] = {"op": op, "args": list(args), "answer": outcome}
+            self._answers[_key(op, args)] = entry
         return _decode_outcome(op, args, outcome)
 
     def bundle(self, tool_version: str, meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -287,7 +302,7 @@ class RecordingHost(LiveHost):
             "tool_version": tool_version,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             "root": self.root,
-            "meta": dict(meta or {}),
+            "meta": redact(dict(meta or {})),
             "answers": entries,
         }
 
