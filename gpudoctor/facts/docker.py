@@ -210,7 +210,7 @@ def parse_version_info(
 
 
 def _endpoint(ctx: FactContext) -> Endpoint:
-    raw = ctx.host.call("docker.endpoint", [], lambda: resolve_endpoint().to_dict())
+    raw = ctx.host.call("docker.endpoint", [], lambda: resolve_endpoint().to_dict(), expect=dict)
     return Endpoint(raw["host"], raw["source"], raw.get("context"), bool(raw.get("tls_verify")), raw.get("cert_path"))
 
 
@@ -256,7 +256,7 @@ def _unreachable_details(ctx: FactContext, ep: Endpoint) -> dict[str, Any]:
             out["socket_group"] = _group_name(ctx, st.gid)
         except OSError:
             out["socket_exists"] = False
-    ident = ctx.host.call("process.identity", [], _identity)
+    ident = ctx.host.call("process.identity", [], _identity, expect=dict)
     out.update(user_uid=ident.get("uid"), user_groups=tuple(ident.get("groups") or ()))
     installed = []
     found = ctx.host.which("dockerd")
@@ -300,12 +300,12 @@ def docker_fact(ctx: FactContext) -> DockerFacts:
         "socket_path": ep.socket_path,
     }
     try:
-        version = ctx.host.call("docker.version", [ep.host], lambda: _api("version", timeout_s))
+        version = ctx.host.call("docker.version", [ep.host], lambda: _api("version", timeout_s), expect=dict)
     except HostCallError as e:
         return DockerFacts(reachable=False, error_kind=e.kind, error=e.message, **base, **_unreachable_details(ctx, ep))
     info_error = None
     try:
-        info = ctx.host.call("docker.info", [ep.host], lambda: _api("info", timeout_s))
+        info = ctx.host.call("docker.info", [ep.host], lambda: _api("info", timeout_s), expect=dict)
     except HostCallError as e:
         info, info_error = None, f"{e.kind}: {e.message}"
     fields = parse_version_info(base, version, info)
