@@ -52,7 +52,7 @@ def _open_host(request: RunRequest, recording: bool = False) -> tuple[Host, dict
 
 
 def run_check(request: RunRequest, progress: bool = False) -> CheckRun:
-    from .engine import all_checks, not_recorded, run, select
+    from .engine import all_checks, run, select
 
     try:
         host, options = _open_host(request)
@@ -65,17 +65,30 @@ def run_check(request: RunRequest, progress: bool = False) -> CheckRun:
     with status_cm:
         report, facts = run(host, checks, FactOptions(options))
     if isinstance(host, ReplayHost):
-        missing = not_recorded(facts)
-        if missing:
-            listing = "\n  ".join(missing[:10])
-            return CheckRun(
-                None,
-                facts,
-                f"cannot replay {request.replay}: it was recorded by gpudoctor {host.tool_version} and lacks "
-                f"{len(missing)} answer(s) this version needs:\n  {listing}",
-            )
+        problem = _replay_problem(request, host, facts)
+        if problem:
+            return CheckRun(None, facts, problem)
         report = _with_host_info(report, {"replay": request.replay})
     return CheckRun(report, facts)
+
+
+def _replay_problem(request: RunRequest, host: ReplayHost, facts: FactSet) -> str | None:
+    """Why a replay cannot be trusted: answers of the wrong shape, or answers it lacks. Either way
+    there is no report, rather than a verdict invented from a crash (exit 3, cli.py)."""
+    from .engine import not_recorded
+
+    bad = [e for e in facts.errors.values() if e.kind == "bad-answer"]
+    if bad:
+        listing = "\n  ".join(f"fact {e.name!r}: {e.message}" for e in bad[:10])
+        return f"cannot replay {request.replay}: {len(bad)} fact(s) could not use its answers:\n  {listing}"
+    missing = not_recorded(facts)
+    if missing:
+        listing = "\n  ".join(missing[:10])
+        return (
+            f"cannot replay {request.replay}: it was recorded by gpudoctor {host.tool_version} and lacks "
+            f"{len(missing)} answer(s) this version needs:\n  {listing}"
+        )
+    return None
 
 
 def _with_host_info(report: Report, extra: Mapping[str, Any]) -> Report:
@@ -116,6 +129,10 @@ def run_facts(request: RunRequest, record: str | None = None) -> FactsRun:
         return FactsRun("", 0, f"cannot replay: {e}")
     names = facts_to_gather(all_checks())
     facts = gather(host, names, FactOptions(options))
+    if isinstance(host, ReplayHost):
+        problem = _replay_problem(request, host, facts)
+        if problem:
+            return FactsRun("", 0, problem)
     data = {
         "tool_version": __version__,
         "facts": {name: to_jsonable(facts.values[name]) for name in names if name in facts.values},

@@ -1,7 +1,8 @@
 """The Docker daemon as this run sees it: reachable or why not, version, info, runtimes, CDI fields.
 
 Every Docker API answer goes through `ctx.host.call("docker.*", …)` as plain JSON, so a support
-bundle holds the daemon's exact `/version` and `/info` and a replay reproduces this fact.
+bundle holds the daemon's `/version` and the part of `/info` this fact reads (INFO_FIELDS), and a
+replay reproduces this fact.
 What each field means and since which engine/API it exists: docs/docker-gpu-internals.md §2.3, §4.
 """
 
@@ -156,6 +157,16 @@ def parse_runtimes(raw: Any) -> tuple[DockerRuntime, ...]:
     return tuple(out)
 
 
+# What of `/info` is kept: what parse_version_info reads, and a few fields that help a person read
+# a bundle. The rest (labels, proxies, registry mirrors, swarm addresses) is not needed and may
+# hold credentials: engines before 20.10 return HttpProxy/HttpsProxy with their passwords (issue 14).
+INFO_FIELDS = (
+    "ServerVersion", "OperatingSystem", "Name", "DockerRootDir", "Runtimes", "DefaultRuntime",
+    "CgroupDriver", "CgroupVersion", "SecurityOptions", "CDISpecDirs", "DiscoveredDevices", "Warnings",
+    "KernelVersion", "Architecture", "OSType", "Driver", "LoggingDriver", "ContainerdCommit", "RuncCommit",
+)
+
+
 def parse_version_info(
     base: Mapping[str, Any], version: Mapping[str, Any] | None, info: Mapping[str, Any] | None
 ) -> dict[str, Any]:
@@ -199,7 +210,7 @@ def parse_version_info(
 
 
 def _endpoint(ctx: FactContext) -> Endpoint:
-    raw = ctx.host.call("docker.endpoint", [], lambda: resolve_endpoint().to_dict())
+    raw = ctx.host.call("docker.endpoint", [], lambda: resolve_endpoint().to_dict(), expect=dict)
     return Endpoint(raw["host"], raw["source"], raw.get("context"), bool(raw.get("tls_verify")), raw.get("cert_path"))
 
 
@@ -210,7 +221,8 @@ def _api(op: str, timeout_s: float) -> Any:
         if op == "version":
             return json.loads(json.dumps(client.version()))
         if op == "info":
-            return json.loads(json.dumps(client.info()))
+            info = client.info()
+            return json.loads(json.dumps({k: info[k] for k in INFO_FIELDS if k in info}))
     except HostCallError:
         raise
     except Exception as e:
@@ -244,7 +256,7 @@ def _unreachable_details(ctx: FactContext, ep: Endpoint) -> dict[str, Any]:
             out["socket_group"] = _group_name(ctx, st.gid)
         except OSError:
             out["socket_exists"] = False
-    ident = ctx.host.call("process.identity", [], _identity)
+    ident = ctx.host.call("process.identity", [], _identity, expect=dict)
     out.update(user_uid=ident.get("uid"), user_groups=tuple(ident.get("groups") or ()))
     installed = []
     found = ctx.host.which("dockerd")
@@ -288,12 +300,12 @@ def docker_fact(ctx: FactContext) -> DockerFacts:
         "socket_path": ep.socket_path,
     }
     try:
-        version = ctx.host.call("docker.version", [ep.host], lambda: _api("version", timeout_s))
+        version = ctx.host.call("docker.version", [ep.host], lambda: _api("version", timeout_s), expect=dict)
     except HostCallError as e:
         return DockerFacts(reachable=False, error_kind=e.kind, error=e.message, **base, **_unreachable_details(ctx, ep))
     info_error = None
     try:
-        info = ctx.host.call("docker.info", [ep.host], lambda: _api("info", timeout_s))
+        info = ctx.host.call("docker.info", [ep.host], lambda: _api("info", timeout_s), expect=dict)
     except HostCallError as e:
         info, info_error = None, f"{e.kind}: {e.message}"
     fields = parse_version_info(base, version, info)

@@ -122,7 +122,8 @@ def _cmdline(ctx: FactContext, pid: int) -> tuple[str, ...]:
 def _find_pid(ctx: FactContext, docker: DockerFacts) -> tuple[int | None, str | None, str]:
     """(pid, how, note)."""
     if docker.socket_path:
-        peer = ctx.host.call("docker.socket_peer", [docker.socket_path], lambda: socket_peer_pid(docker.socket_path))
+        peer = ctx.host.call("docker.socket_peer", [docker.socket_path], lambda: socket_peer_pid(docker.socket_path),
+                             expect=(int, type(None)))
         if peer and _is_dockerd(ctx, peer):
             return peer, "socket-peer", ""
     for pidfile in (DEFAULT_PIDFILE, "/run/docker.pid"):
@@ -163,7 +164,7 @@ def _start_time(ctx: FactContext, pid: int) -> float | None:
         btime = next(int(line.split()[1]) for line in proc_stat.splitlines() if line.startswith("btime "))
     except (IndexError, ValueError, StopIteration):
         return None
-    hz = ctx.host.call("sysconf", ["SC_CLK_TCK"], lambda: os.sysconf("SC_CLK_TCK"))
+    hz = ctx.host.call("sysconf", ["SC_CLK_TCK"], lambda: os.sysconf("SC_CLK_TCK"), expect=(int, type(None)))
     return btime + ticks / float(hz or 100)
 
 
@@ -172,7 +173,7 @@ def _ctime(ctx: FactContext, path: str) -> float | None:
         return os.stat(ctx.host.path(path)).st_ctime
 
     try:
-        return float(ctx.host.call("stat.ctime", [path], produce))
+        return float(ctx.host.call("stat.ctime", [path], produce, expect=(int, float)))
     except OSError:
         return None
 
@@ -228,7 +229,8 @@ def dockerd_process_fact(ctx: FactContext) -> DockerdProcess:
         # Only the variables gpudoctor uses leave this call: a daemon's environment can hold
         # secrets, and whatever a Host answers ends up in support bundles.
         env = ctx.host.call("proc.environ", [pid, list(ENVIRON_KEYS)],
-                            lambda: _environ_subset(ctx.host.path(f"/proc/{pid}/environ"), ENVIRON_KEYS))
+                            lambda: _environ_subset(ctx.host.path(f"/proc/{pid}/environ"), ENVIRON_KEYS),
+                            expect=dict)
     except OSError as e:
         environ_error = f"/proc/{pid}/environ: {e.strerror or e} (run gpudoctor as root to read dockerd's PATH)"
     path_env = env.get("PATH") if not environ_error else None

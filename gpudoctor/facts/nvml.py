@@ -170,7 +170,7 @@ def run_worker(timeout: float = NVML_WORKER_TIMEOUT_S) -> dict[str, Any]:
 def nvml_fact(ctx: FactContext) -> NvmlFacts:
     """NVML: driver and CUDA version, GPUs, MIG (in a killable worker process)."""
     try:
-        raw = ctx.host.call("nvml.snapshot", [], run_worker)
+        raw = ctx.host.call("nvml.snapshot", [], run_worker, expect=dict)
     except HostCallError as e:
         return NvmlFacts(NvmlError(None, e.kind, e.message), None, None, None, None, None, ())
     return parse_snapshot(raw)

@@ -8,6 +8,8 @@ which is computed once and shared.
 
 from __future__ import annotations
 
+import os
+import sysconfig
 import threading
 import time
 import traceback
@@ -27,7 +29,9 @@ class FactSpec:
 
 @dataclass(frozen=True)
 class FactError:
-    """Why a fact has no value. `kind`: error | timeout | not-recorded | unknown."""
+    """Why a fact has no value. `kind`: error | timeout | not-recorded | bad-answer (a replayed
+    answer the fact could not use) | unknown. `trace`: where a crash happened ("file:line in
+    function"), never a traceback: facts JSON is read by people and sent along with bundles."""
 
     name: str
     kind: str
@@ -64,6 +68,25 @@ def registered_facts() -> Mapping[str, FactSpec]:
 def _load_builtin_facts() -> None:
     # Importing the modules registers their facts; listed here so that order of import is fixed.
     from . import builtin  # noqa: F401
+
+
+_PACKAGE_PARENT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+_LIBRARY_DIRS = tuple({sysconfig.get_path(k) for k in ("stdlib", "platstdlib", "purelib", "platlib")} - {None})
+
+
+def crash_site(exc: BaseException) -> str:
+    """Where `exc` was raised, as "gpudoctor/facts/nvml.py:103 in parse_snapshot": the innermost frame
+    of a fact's own code (gpudoctor's or a plugin's), not of the library it called."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    if not frames:
+        return ""
+    ours = os.path.join(_PACKAGE_PARENT, "gpudoctor") + os.sep
+    own = [f for f in frames
+           if os.path.abspath(f.filename).startswith(ours) or not os.path.abspath(f.filename).startswith(_LIBRARY_DIRS)]
+    frame = (own or frames)[-1]
+    path = os.path.abspath(frame.filename)
+    where = os.path.relpath(path, _PACKAGE_PARENT) if path.startswith(ours) else os.path.basename(path)
+    return f"{where}:{frame.lineno} in {frame.name}"
 
 
 class FactMissing(Exception):
@@ -114,7 +137,11 @@ class FactContext:
         except FactMissing as e:
             slot.error = FactError(spec.name, "error", str(e))
         except Exception as e:  # a crashing fact becomes data, never a traceback
-            slot.error = FactError(spec.name, "error", f"{type(e).__name__}: {e}", traceback.format_exc())
+            problem = self.host.explain_failure(e)
+            if problem:  # a replay whose bundle holds an answer the fact cannot use
+                slot.error = FactError(spec.name, "bad-answer", problem, crash_site(e))
+            else:
+                slot.error = FactError(spec.name, "error", f"{type(e).__name__}: {e}", crash_site(e))
         finally:
             slot.done.set()
 

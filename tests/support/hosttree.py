@@ -417,7 +417,7 @@ class TreeHost(RecordingHost):
         super().__init__(str(root))
         self._nvml = nvml
 
-    def call(self, op: str, args: Sequence[Any], produce: Callable[[], Any]) -> Any:
+    def call(self, op: str, args: Sequence[Any], produce: Callable[[], Any], expect: Any = None) -> Any:
         if op == "nvml.snapshot":
             answer = self._nvml
 
@@ -429,7 +429,7 @@ class TreeHost(RecordingHost):
                 return copy.deepcopy(dict(answer))
 
             return self._answer(op, list(args), fake)
-        return super().call(op, args, produce)
+        return super().call(op, args, produce, expect)
 
 
 def make_host(tmp_path: Path, spec: HostSpec, name: str = "host") -> TreeHost:
