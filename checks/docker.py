@@ -18,7 +18,8 @@ from ..facts.dockerd_process import DockerdProcess
 from ..facts.toolkit import ToolkitFacts
 from ..links import TOOLKIT_CDI, TOOLKIT_INSTALL, TOOLKIT_TROUBLESHOOTING
 from ..model import Fix, Layer, Result, failed, passed, skipped, warned
-from ..gpu_requests.stack import RUNC_NAMES
+from ..gpu_requests.behaviour import GPUS_ALL, LEGACY_HOOK, Prediction, predict
+from ..gpu_requests.stack import HOOK_REFUSING_MODES, RUNC_NAMES, START_SLACK_S, stack_from_facts
 from ..gpu_requests.texts import DEFAULT_RUNTIME_MISSING, HOOK_REFUSAL
 
 TOOLKIT_DOCKER_DOC = f"{TOOLKIT_INSTALL}#configuring-docker"
@@ -35,10 +36,8 @@ PODMAN_CDI_DOC = f"{TOOLKIT_CDI}#running-a-workload-with-cdi"
 SELINUX_DOC = f"{TOOLKIT_TROUBLESHOOTING}#nvml-insufficient-permissions-and-selinux"
 CGROUP_DOC = f"{TOOLKIT_TROUBLESHOOTING}#containers-losing-access-to-gpus-with-error-failed-to-initialize-nvml-unknown-error"
 
-# Modes in which nvidia-container-runtime-hook refuses to run (toolkit cmd/nvidia-container-runtime-hook/
-# hook_config.go assertModeIsLegacy): `--gpus` without `--runtime=nvidia` then fails.
-NON_LEGACY_MODES = ("cdi", "jit-cdi", "csv")
-START_SLACK_S = 1.5
+# The modes in which the hook refuses, and dockerd's start-time slack, live with the behaviour model.
+NON_LEGACY_MODES = HOOK_REFUSING_MODES
 
 
 # -- helpers shared with checks/toolkit.py and checks/cdi.py ----------------------------------------
@@ -63,10 +62,16 @@ def configure_commands(docker: DockerFacts | None, proc: DockerdProcess | None =
     return (cmd, *restart_commands(docker, proc))
 
 
-def gpus_uses_cdi(docker: DockerFacts, toolkit: ToolkitFacts | None) -> bool:
-    """Docker ≥ 29.2 maps `--gpus` to CDI when nvidia-cdi-hook is on dockerd's PATH (moby 86f122af27)."""
-    v = docker.version_tuple
-    return bool(v and v >= (29, 2) and toolkit is not None and toolkit.has("nvidia-cdi-hook") and docker.cdi_enabled)
+def gpus_all_here(docker: DockerFacts, toolkit: ToolkitFacts | None, dockerd_process: DockerdProcess | None = None,
+                  cdi: CdiFacts | None = None) -> Prediction:
+    """What this stack does with plain `--gpus all` (gpu_requests/behaviour.py): the path that serves it, or the
+    refusal. The checks judge a setting by it instead of restating the engine's rules."""
+    return predict(GPUS_ALL, stack_from_facts(docker, dockerd_process, toolkit, cdi), ())
+
+
+def gpus_take_the_hook(prediction: Prediction) -> bool:
+    """`--gpus` reaches containers through nvidia-container-runtime-hook (runc + prestart hook)."""
+    return LEGACY_HOOK in prediction.via or prediction.path == LEGACY_HOOK
 
 
 def runtime_binary(name: str, proc: DockerdProcess) -> str | None | bool:
@@ -404,7 +409,8 @@ def runtime_nvidia(docker: DockerFacts, toolkit: ToolkitFacts, dockerd_process: 
     Fix: `sudo nvidia-ctk runtime configure --runtime=docker && sudo systemctl restart docker`.
     """
     rt = docker.runtime("nvidia")
-    needed = toolkit.mode in NON_LEGACY_MODES and not gpus_uses_cdi(docker, toolkit)
+    # Needed when plain `--gpus` is refused by the hook for the toolkit's mode: then only the runtime serves GPUs.
+    needed = gpus_all_here(docker, toolkit, dockerd_process).blame == "toolkit.mode"
     ev = {"runtimes": list(docker.runtime_names), "toolkit_mode": toolkit.mode}
     if rt is None:
         summary = f"no `nvidia` runtime registered (runtimes: {', '.join(docker.runtime_names) or 'none'})"
@@ -621,7 +627,7 @@ def cgroups(docker: DockerFacts, toolkit: ToolkitFacts, devices: DeviceFacts) ->
                 ("sudo apt-get update", "sudo apt-get install -y nvidia-container-toolkit"), TOOLKIT_TROUBLESHOOTING),
             evidence=_evidence("cgroup-v2-unsupported-old-stack", **ev),
         )
-    hook_path = toolkit.mode not in NON_LEGACY_MODES and not gpus_uses_cdi(docker, toolkit)
+    hook_path = gpus_take_the_hook(gpus_all_here(docker, toolkit))
     missing = [n.path for n in devices.lacking_char_link()]
     if docker.cgroup_driver == "systemd" and hook_path and missing:
         return warned(

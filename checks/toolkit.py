@@ -5,12 +5,14 @@ Rules: docs/failure-modes.md §5 (#17–#24), #28, #42; toolkit sources cited pe
 
 from __future__ import annotations
 
+from typing import Any
+
 from ..checking import Check, check
 from ..facts.docker import DockerFacts, version_tuple
 from ..facts.toolkit import ToolkitFacts
 from ..links import TOOLKIT_DOCS, TOOLKIT_INSTALL, TOOLKIT_TROUBLESHOOTING
 from ..model import Fix, Layer, Result, failed, passed, warned
-from .docker import HOOK_REFUSAL, NON_LEGACY_MODES, configure_commands, gpus_uses_cdi
+from .docker import HOOK_REFUSAL, NON_LEGACY_MODES, configure_commands, gpus_all_here
 
 RELEASE_NOTES = f"{TOOLKIT_DOCS}/release-notes.html"
 CONFIG_DOC = f"{TOOLKIT_INSTALL}#configuration"
@@ -184,10 +186,10 @@ def config(toolkit: ToolkitFacts) -> list[Result]:
     "toolkit.mode",
     "The toolkit's mode works with how Docker will call it",
     layer=Layer.TOOLKIT,
-    needs=("toolkit", "docker"),
+    needs=("toolkit", "docker", "dockerd_process", "cdi"),
     after=("toolkit.installed",),
 )
-def mode(toolkit: ToolkitFacts, docker: DockerFacts) -> Result:
+def mode(toolkit: ToolkitFacts, docker: DockerFacts, dockerd_process: Any = None, cdi: Any = None) -> Result:
     """`nvidia-container-runtime.mode` is known, has the binaries it needs, and fits the daemon's default
     runtime.
 
@@ -218,10 +220,16 @@ def mode(toolkit: ToolkitFacts, docker: DockerFacts) -> Result:
             evidence=ev,
         )
     if m in NON_LEGACY_MODES:
-        if docker.reachable and gpus_uses_cdi(docker, toolkit):
-            return passed(f"mode {m}; Docker {docker.server_version} sends `--gpus` through CDI", evidence=ev)
-        if docker.reachable and docker.default_runtime == "nvidia":
-            return passed(f"mode {m} with default runtime nvidia: `--gpus` goes through the NVIDIA runtime", evidence=ev)
+        # Judged by what this stack does with plain --gpus (the behaviour model), not by restated engine rules.
+        here = gpus_all_here(docker, toolkit, dockerd_process, cdi) if docker.reachable else None
+        if here is not None and here.blame != "toolkit.mode":
+            if here.refused:
+                how = f"`--gpus` would be served through CDI, but {here.why} (see {here.blame})"
+            elif here.path == "dockerd-cdi":
+                how = f"Docker {docker.server_version} serves `--gpus` through CDI"
+            else:
+                how = "`--gpus` goes through the NVIDIA runtime"
+            return passed(f"mode {m}: {how}", evidence={**ev, "gpus_path": list(here.via or (here.path,))})
         default = docker.default_runtime if docker.reachable else "unknown (daemon not reachable)"
         return failed(
             f"mode {m} with default runtime {default}: `--gpus` without `--runtime=nvidia` fails ({HOOK_REFUSAL})",

@@ -51,6 +51,11 @@ BLAME_CONFIG = "toolkit.config"
 BLAME_REACHABLE = "docker.reachable"
 
 
+# `docker run --gpus all` (and DeviceRequest(count=-1, capabilities=[["gpu"]]) without a runtime): the request the
+# layer checks ask about when they judge a setting by what it does to GPU containers.
+GPUS_ALL = GpuRequest("gpus", "--gpus all", (DeviceRequest(count=-1, capabilities=(("gpu",),), origin="--gpus all"),))
+
+
 @dataclass(frozen=True)
 class Prediction:
     path: str
@@ -213,6 +218,7 @@ def predict(req: GpuRequest, stack: StackState, gpus: Sequence[HostGpu],
     # dockerd's GPU device drivers for `--gpus` / DeviceRequest(capabilities=[["gpu"]]) (start time).
     visible = _effective_visible(req, image_env)
     hooked = False
+    fell_back: list[str] = []
     if gpu_reqs:
         d = gpu_reqs[-1]
         if d.device_ids and isinstance(d.count, int) and d.count != 0:
@@ -234,6 +240,9 @@ def predict(req: GpuRequest, stack: StackState, gpus: Sequence[HostGpu],
         elif stack.legacy_hook_at_start or (stack.legacy_hook_at_start is None and stack.toolkit_installed):
             hooked = True
             visible = ",".join(tokens)
+            if stack.gpus_via_cdi:
+                # Docker would have served it through CDI had the specs named it: that, not the hook, is what to fix.
+                fell_back = [n for n in names if n not in stack.daemon_cdi_names]
         elif stack.gpus_via_cdi:
             missing = [n for n in names if n not in stack.daemon_cdi_names]
             return _refuse(DOCKERD_CDI, f"the daemon's CDI specs do not name {', '.join(missing)}, and dockerd found "
@@ -264,6 +273,11 @@ def predict(req: GpuRequest, stack: StackState, gpus: Sequence[HostGpu],
                               via=p.via or tuple(via), why=p.why)
     elif hooked:
         if stack.mode in HOOK_REFUSING_MODES:
+            if fell_back:
+                return _refuse(LEGACY_HOOK, f"the daemon's CDI specs do not name {', '.join(fell_back)}, so Docker hands "
+                               f"the request to the hook, which refuses in {stack.mode!r} mode",
+                               (ErrorText(texts.HOOK_REFUSAL_FULL, texts.HOOK),),
+                               _cdi_blame(stack, stack.daemon_cdi_names), via=(*via, LEGACY_HOOK))
             return _refuse(LEGACY_HOOK, f"the toolkit is in {stack.mode!r} mode, where the hook refuses --gpus without "
                            "the NVIDIA runtime", (ErrorText(texts.HOOK_REFUSAL_FULL, texts.HOOK),), BLAME_MODE,
                            via=(*via, LEGACY_HOOK))

@@ -78,9 +78,11 @@ class StackState:
         return bool((self.engine and self.engine >= CDI_FROM and self.cdi_enabled) or self.mode == "cdi")
 
 
-def _hook_at_start(proc: Any, name: str) -> bool | None:
+def _hook_at_start(proc: Any, toolkit: Any, name: str) -> bool | None:
+    """Whether dockerd found the hook on its PATH at start; when its PATH cannot be read, whether the hook is
+    installed at all (what a daemon started with the usual PATH finds); None when neither is known."""
     if proc is None or not getattr(proc, "found", False) or not getattr(proc, "environ_readable", False):
-        return None
+        return toolkit.has(name) if toolkit is not None else None
     start = getattr(proc, "start_time", None)
     for h in getattr(proc, "hooks", ()):
         if h.name == name and h.path:
@@ -142,8 +144,8 @@ def stack_from_facts(docker: Any, dockerd_process: Any = None, toolkit: Any = No
         engine=docker.version_tuple,
         engine_text=docker.server_version,
         cdi_enabled=bool(docker.cdi_enabled),
-        legacy_hook_at_start=_hook_at_start(dockerd_process, "nvidia-container-runtime-hook"),
-        cdi_hook_at_start=_hook_at_start(dockerd_process, "nvidia-cdi-hook"),
+        legacy_hook_at_start=_hook_at_start(dockerd_process, toolkit, "nvidia-container-runtime-hook"),
+        cdi_hook_at_start=_hook_at_start(dockerd_process, toolkit, "nvidia-cdi-hook"),
         runtimes=tuple(runtimes),
         default_runtime=docker.default_runtime or "runc",
         toolkit_installed=installed,
