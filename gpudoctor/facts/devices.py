@@ -14,15 +14,13 @@ import re
 from dataclasses import dataclass
 from typing import Mapping
 
+# The NVIDIA majors live with the host-GPU model (a container sees a GPU as its node); nvidia-uvm's is dynamic.
+from ..gpu_requests.request import NVIDIA_MAJOR, NVIDIACTL_MINOR
 from .host import FileStat
 from .hostfiles import describe_oserror, list_dir, readlink
 from .registry import FactContext, FactMissing, fact
 
 CONTROL_NODES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools")
-# /dev/nvidia<minor> and /dev/nvidiactl: major 195 on every driver so far ("nvidia-frontend" or
-# "nvidia" in /proc/devices); nvidiactl is minor 255. nvidia-uvm's major is dynamic.
-NVIDIA_MAJOR = 195
-NVIDIACTL_MINOR = 255
 GPU_NODE_RE = re.compile(r"^nvidia(\d+)$")
 
 

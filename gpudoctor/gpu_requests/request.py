@@ -80,6 +80,12 @@ class ErrorText:
     versions: str = ""
 
 
+# /dev/nvidia<minor> and /dev/nvidiactl: major 195 on every driver so far ("nvidia-frontend" or "nvidia" in
+# /proc/devices); nvidiactl is minor 255. How a container's view is mapped back to host GPUs.
+NVIDIA_MAJOR = 195
+NVIDIACTL_MINOR = 255
+
+
 @dataclass(frozen=True)
 class HostGpu:
     """One host GPU as NVML reports it: what requests name it by (index, UUID, PCI bus id), how containers see it

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from ..facts.devices import NVIDIA_MAJOR, NVIDIACTL_MINOR
+from ..gpu_requests.request import NVIDIA_MAJOR, NVIDIACTL_MINOR
 
 
 @dataclass(frozen=True)
