@@ -14,7 +14,6 @@ the errors a fact is expected to handle (`OSError`, `HostCallError`) are recorde
 
 from __future__ import annotations
 
-import errno as errno_mod
 import json
 import os
 import shutil
@@ -25,11 +24,15 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Mapping, Sequence
 
+from .bounded import load_json, read_regular
+
 BUNDLE_FORMAT = "gpudoctor.bundle/v1"
 
 # Files under /proc and /sys are small; a "file" bigger than this is not what we expect to read,
 # and reading it whole could hang on a character device or blow up memory.
 DEFAULT_READ_LIMIT = 1 << 20
+# A bundle holds every answer of one run, probe outputs included: a few MiB.
+BUNDLE_READ_LIMIT = 256 << 20
 
 
 class HostCallError(Exception):
@@ -118,11 +121,8 @@ class Host:
         """The file's text (undecodable bytes replaced); raises OSError like open() would."""
 
         def produce() -> str:
-            with open(self.path(path), "rb") as f:
-                data = f.read(limit + 1)
-            if len(data) > limit:
-                raise OSError(errno_mod.EFBIG, f"larger than {limit} bytes", path)
-            return data.decode("utf-8", errors="replace")
+            # Regular files only, never blocking on a FIFO (gpudoctor/facts/bounded.py).
+            return read_regular(self.path(path), limit).decode("utf-8", errors="replace")
 
         return self._answer("read", [path], produce)
 
@@ -317,8 +317,7 @@ class ReplayHost(Host):
     @classmethod
     def load(cls, path: str) -> "ReplayHost":
         try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
+            data = load_json(read_regular(path, BUNDLE_READ_LIMIT).decode("utf-8"))
         except OSError as e:
             raise BundleError(f"cannot read bundle {path}: {e.strerror or e}") from None
         except (ValueError, UnicodeDecodeError) as e:
