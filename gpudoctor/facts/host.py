@@ -24,7 +24,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Mapping, Sequence
 
-from .bounded import load_json, read_regular
+from .bounded import load_json, read_regular, resolve_in_root
 
 BUNDLE_FORMAT = "gpudoctor.bundle/v1"
 
@@ -79,7 +79,8 @@ class CommandResult:
     rc: int
     stdout: str
     stderr: str
-    # Set when the command did not run to completion: "not-found", "timeout", "permission-denied", "oserror".
+    # Set when the command did not run to completion: "not-found", "timeout", "permission-denied", "oserror",
+    # "not-run" (a program in the --root tree: gpudoctor never executes those).
     failure: str | None = None
 
     @property
@@ -113,9 +114,10 @@ class Host:
         raise NotImplementedError
 
     # -- files --------------------------------------------------------------------------------
-    def path(self, path: str) -> str:
-        """The real path of a host path under this host's root."""
-        return os.path.join(self.root, path.lstrip("/")) if self.root != "/" else path
+    def path(self, path: str, follow: bool = True) -> str:
+        """The real path of a host path under this host's root, its symlinks resolved inside the
+        root (an absolute link in the tree names a host path, never one of this machine's)."""
+        return resolve_in_root(self.root, path, follow_last=follow) if self.root != "/" else path
 
     def read_text(self, path: str, limit: int = DEFAULT_READ_LIMIT) -> str:
         """The file's text (undecodable bytes replaced); raises OSError like open() would."""
@@ -131,7 +133,7 @@ class Host:
 
     def stat(self, path: str, follow: bool = True) -> FileStat:
         def produce() -> dict[str, Any]:
-            st = os.stat(self.path(path), follow_symlinks=follow)
+            st = os.stat(self.path(path, follow), follow_symlinks=follow)
             is_dev = stat_mod.S_ISCHR(st.st_mode) or stat_mod.S_ISBLK(st.st_mode)
             return asdict(
                 FileStat(
@@ -156,7 +158,7 @@ class Host:
             return False
 
     def readlink(self, path: str) -> str:
-        return self._answer("readlink", [path], lambda: os.readlink(self.path(path)))
+        return self._answer("readlink", [path], lambda: os.readlink(self.path(path, follow=False)))
 
     # -- processes and environment ------------------------------------------------------------
     def getenv(self, name: str) -> str | None:
@@ -171,7 +173,10 @@ class Host:
                 if not d:
                     continue
                 candidate = os.path.join(d, name)
-                real = self.path(candidate)
+                try:
+                    real = self.path(candidate)
+                except OSError:  # a symlink loop in the tree
+                    continue
                 if os.path.isfile(real) and os.access(real, os.X_OK):
                     return candidate
             return None
@@ -184,7 +189,8 @@ class Host:
         def produce() -> dict[str, Any]:
             exe = argv[0]
             if self.root != "/" and exe.startswith("/"):
-                exe = self.path(exe)
+                # A program in the --root tree is the tree's, not ours to run (issue 14 item 8).
+                return _cmd(argv, 126, "", f"not run: {exe} is in the --root tree {self.root}", "not-run")
             elif self.root == "/" and not exe.startswith("/"):
                 exe = shutil.which(exe) or exe
             try:

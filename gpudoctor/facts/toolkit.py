@@ -8,10 +8,12 @@ file named by `NVIDIA_CTK_CONFIG_FILE_PATH` (toolkit ≥ 1.18).
 
 from __future__ import annotations
 
+import errno
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
+from .hostfiles import list_dir, read_file
 from .registry import FactContext, fact
 
 BINARIES = (
@@ -25,6 +27,13 @@ BINARIES = (
 EXTRA_DIRS = ("/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin", "/usr/local/nvidia/toolkit")
 CONFIG_PATH = "/etc/nvidia-container-runtime/config.toml"
 VERSION_ARGS = {"nvidia-container-cli": ["--version"]}
+
+# Under --root the tree's binaries are never run (issue 14 item 8): their versions come from the
+# tree's dpkg database instead, the package owning each binary (`/var/lib/dpkg/info/<pkg>.list`).
+DPKG_STATUS = "/var/lib/dpkg/status"
+DPKG_INFO = "/var/lib/dpkg/info"
+DPKG_STATUS_LIMIT = 64 << 20  # thousands of packages: a few MiB
+TOOLKIT_PACKAGES = ("nvidia-container-toolkit", "libnvidia-container")  # name prefixes
 
 _VERSION_RE = re.compile(r"version[:\s]+v?(\d+\.\d+\.\d+(?:[-~+.][0-9A-Za-z.~+-]*)?)", re.IGNORECASE)
 
@@ -122,6 +131,59 @@ def _search_path(ctx: FactContext) -> str:
     return ":".join(dirs)
 
 
+def upstream_version(deb_version: str) -> str:
+    """The upstream part of a Debian version (1:1.17.8-1 → 1.17.8): epoch and revision dropped, deb-version(7)."""
+    v = deb_version.split(":", 1)[1] if ":" in deb_version else deb_version
+    return v.rsplit("-", 1)[0] if "-" in v else v
+
+
+def parse_dpkg_status(text: str, prefixes: tuple[str, ...] = TOOLKIT_PACKAGES) -> dict[str, str]:
+    """Installed packages whose name starts with one of `prefixes` → their Version (dpkg status stanzas)."""
+    found: dict[str, str] = {}
+    for stanza in text.split("\n\n"):
+        fields: dict[str, str] = {}
+        for line in stanza.splitlines():
+            if line[:1] not in (" ", "\t") and ":" in line:
+                k, _, v = line.partition(":")
+                fields[k.strip()] = v.strip()
+        name = fields.get("Package", "")
+        if name.startswith(prefixes) and fields.get("Status", "").endswith(" installed") and fields.get("Version"):
+            found[name] = fields["Version"]
+    return found
+
+
+def _dpkg_owners(ctx: FactContext, paths: list[str]) -> dict[str, tuple[str, str]]:
+    """binary path → (package, version) from the dpkg database under the root; {} when there is none."""
+    status = read_file(ctx.host, DPKG_STATUS, limit=DPKG_STATUS_LIMIT)
+    if not status.ok or not paths:
+        return {}
+    packages = parse_dpkg_status(status.text or "")
+    listing = list_dir(ctx.host, DPKG_INFO)
+    # With merged /usr a binary found as /bin/x is listed as /usr/bin/x, and the other way round.
+    wanted = {alias: p for p in paths for alias in (p, p[4:] if p.startswith("/usr/") else "/usr" + p)}
+    owners: dict[str, tuple[str, str]] = {}
+    for entry in listing.entries:
+        pkg = entry[: -len(".list")].split(":", 1)[0] if entry.endswith(".list") else None
+        if pkg not in packages:
+            continue
+        files = read_file(ctx.host, f"{DPKG_INFO}/{entry}", limit=DPKG_STATUS_LIMIT)
+        for line in (files.text or "").splitlines():
+            if line in wanted:
+                owners[wanted[line]] = (pkg, packages[pkg])
+    return owners
+
+
+def _binary_in_tree(name: str, path: str | None, owners: Mapping[str, tuple[str, str]]) -> ToolkitBinary:
+    """A binary of the --root tree, never run: its version is its dpkg package's."""
+    if path is None:
+        return ToolkitBinary(name, None)
+    if path in owners:
+        pkg, version = owners[path]
+        return ToolkitBinary(name, path, upstream_version(version), f"dpkg: {pkg} {version} (not run under --root)")
+    return ToolkitBinary(name, path, None, "", f"gpudoctor does not run programs of the --root tree, and no package "
+                         f"in its dpkg database ({DPKG_STATUS}) lists {path}")
+
+
 def _binary(ctx: FactContext, name: str, search: str) -> ToolkitBinary:
     path = ctx.host.which(name, path=search)
     if path is None:
@@ -141,7 +203,12 @@ def _binary(ctx: FactContext, name: str, search: str) -> ToolkitBinary:
 def toolkit_fact(ctx: FactContext) -> ToolkitFacts:
     """NVIDIA Container Toolkit binaries, their versions, config.toml."""
     search = _search_path(ctx)
-    binaries = tuple(_binary(ctx, name, search) for name in BINARIES)
+    if ctx.host.root != "/":
+        found = {name: ctx.host.which(name, path=search) for name in BINARIES}
+        owners = _dpkg_owners(ctx, [p for p in found.values() if p])
+        binaries = tuple(_binary_in_tree(name, found[name], owners) for name in BINARIES)
+    else:
+        binaries = tuple(_binary(ctx, name, search) for name in BINARIES)
     path = ctx.host.getenv("NVIDIA_CTK_CONFIG_FILE_PATH") or CONFIG_PATH
     config: dict[str, Any] = {}
     error = None
@@ -149,7 +216,7 @@ def toolkit_fact(ctx: FactContext) -> ToolkitFacts:
     try:
         config, error = parse_config_toml(ctx.host.read_text(path))
     except OSError as e:
-        exists = e.errno != 2
+        exists = e.errno != errno.ENOENT
         error = None if not exists else f"{path}: {e.strerror or e}"
     facts = ToolkitFacts(binaries, path, exists, error, config)
     ldconfig = facts.ldconfig
