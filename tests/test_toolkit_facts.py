@@ -16,7 +16,7 @@ from gpudoctor.checks import toolkit as toolkit_checks
 from gpudoctor.facts.docker import DockerFacts, parse_version_info
 from gpudoctor.facts.host import LiveHost
 from gpudoctor.facts.registry import gather
-from gpudoctor.facts.toolkit import parse_config_toml, parse_dpkg_status, parse_version, upstream_version
+from gpudoctor.facts.toolkit import config_type_problems, parse_config_toml, parse_dpkg_status, parse_version, upstream_version
 from gpudoctor.model import Status
 from tests.support.dpkg import write_dpkg, write_toolkit_packages
 
@@ -177,6 +177,46 @@ def test_config_toml_problems(tmp_path, monkeypatch, config, expect):
     results = toolkit_checks.config.fn(toolkit=toolkit_of(tmp_path, monkeypatch))
     assert any(expect in r.summary for r in results), [r.summary for r in results]
     assert all(r.fix and r.fix.commands and r.fix.link for r in results if r.status is Status.FAIL)
+
+
+@pytest.mark.parametrize(
+    "config, expect",
+    [
+        ("[nvidia-container-cli]\nldconfig = 5\n", "nvidia-container-cli.ldconfig = 5: the toolkit expects a string"),
+        ('[nvidia-container-cli]\nno-cgroups = "yes"\n', 'nvidia-container-cli.no-cgroups = "yes": the toolkit expects true or false'),
+        ('nvidia-container-runtime = "cdi"\n', 'nvidia-container-runtime = "cdi": the toolkit expects a table'),
+        ('[nvidia-container-runtime.modes.cdi]\nspec-dirs = "/etc/cdi"\n',
+         'nvidia-container-runtime.modes.cdi.spec-dirs = "/etc/cdi": the toolkit expects a list of strings'),
+        ("supported-driver-capabilities = [\"compute\"]\n", "supported-driver-capabilities = [\"compute\"]: the toolkit expects a string"),
+    ],
+)
+def test_config_toml_wrong_types_fail_naming_key_and_type(tmp_path, monkeypatch, config, expect):
+    make_tree(tmp_path, ALL_1178, config)
+    tk = toolkit_of(tmp_path, monkeypatch)
+    assert tk.config_error is None and expect in tk.config_problems
+    [r] = toolkit_checks.config.fn(toolkit=tk)
+    assert r.status is Status.FAIL and expect in r.summary and "/etc/nvidia-container-runtime/config.toml" in r.summary
+    assert r.fix.commands == ("sudoedit /etc/nvidia-container-runtime/config.toml", "nvidia-ctk config")
+
+
+def test_the_real_config_has_no_type_problems():
+    cfg, err = parse_config_toml((H100 / "config.toml").read_text())
+    assert err is None and config_type_problems(cfg) == ()
+
+
+def test_config_toml_that_is_a_fifo_or_nested_too_deep_is_a_named_failure(tmp_path, monkeypatch):
+    make_tree(tmp_path, ALL_1178, "")
+    cfg = tmp_path / "etc/nvidia-container-runtime/config.toml"
+    cfg.unlink()
+    os.mkfifo(cfg)
+    tk = toolkit_of(tmp_path, monkeypatch)  # returns at once: the FIFO is never opened
+    [r] = toolkit_checks.config.fn(toolkit=tk)
+    assert r.status is Status.FAIL and r.summary == (
+        "/etc/nvidia-container-runtime/config.toml: cannot read it: is a named pipe (FIFO), not a regular file")
+    cfg.unlink()
+    cfg.write_text("a = " + "[" * 50_000 + "]" * 50_000 + "\n")
+    [r] = toolkit_checks.config.fn(toolkit=toolkit_of(tmp_path, monkeypatch))
+    assert r.status is Status.FAIL and "invalid TOML: nested deeper than 100 levels" in r.summary
 
 
 def test_mode_cdi_with_default_runtime_runc_fails_like_the_real_host(tmp_path, monkeypatch):

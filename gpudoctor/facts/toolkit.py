@@ -9,10 +9,12 @@ file named by `NVIDIA_CTK_CONFIG_FILE_PATH` (toolkit ≥ 1.18).
 from __future__ import annotations
 
 import errno
+import json
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
+from .bounded import load_toml
 from .hostfiles import list_dir, read_file
 from .registry import FactContext, fact
 
@@ -26,6 +28,7 @@ BINARIES = (
 # Searched besides the caller's PATH: package locations and the GPU Operator's toolkit dir.
 EXTRA_DIRS = ("/usr/bin", "/usr/sbin", "/usr/local/bin", "/usr/local/sbin", "/usr/local/nvidia/toolkit")
 CONFIG_PATH = "/etc/nvidia-container-runtime/config.toml"
+CONFIG_READ_LIMIT = 1 << 20  # the default config.toml is about 2 KiB
 VERSION_ARGS = {"nvidia-container-cli": ["--version"]}
 
 # Under --root the tree's binaries are never run (issue 14 item 8): their versions come from the
@@ -34,6 +37,56 @@ DPKG_STATUS = "/var/lib/dpkg/status"
 DPKG_INFO = "/var/lib/dpkg/info"
 DPKG_STATUS_LIMIT = 64 << 20  # thousands of packages: a few MiB
 TOOLKIT_PACKAGES = ("nvidia-container-toolkit", "libnvidia-container")  # name prefixes
+
+# The type the toolkit gives each config.toml key it reads. nvidia-container-runtime, the hook and
+# nvidia-ctk all load the file through Toml.Config(), a go-toml Unmarshal into these structs, which
+# fails on a value of another type ("failed to unmarshal config"), so every container start through
+# the toolkit fails. Sources (NVIDIA/nvidia-container-toolkit internal/config/): config.go Config,
+# cli.go ContainerCLIConfig, runtime.go RuntimeConfig/modesConfig, hook.go RuntimeHookConfig,
+# features.go features. Keys not listed are ignored by the toolkit and here.
+STR, BOOL, STRINGS, TABLE = "a string", "true or false", "a list of strings", "a table"
+CONFIG_TYPES: dict[str, str] = {
+    "disable-require": BOOL,
+    "swarm-resource": STR,
+    "accept-nvidia-visible-devices-envvar-when-unprivileged": BOOL,
+    "accept-nvidia-visible-devices-as-volume-mounts": BOOL,
+    "supported-driver-capabilities": STR,
+    "nvidia-container-cli": TABLE,
+    "nvidia-container-cli.root": STR,
+    "nvidia-container-cli.path": STR,
+    "nvidia-container-cli.environment": STRINGS,
+    "nvidia-container-cli.debug": STR,
+    "nvidia-container-cli.ldcache": STR,
+    "nvidia-container-cli.load-kmods": BOOL,
+    "nvidia-container-cli.no-pivot": BOOL,
+    "nvidia-container-cli.no-cgroups": BOOL,
+    "nvidia-container-cli.user": STR,
+    "nvidia-container-cli.ldconfig": STR,
+    "nvidia-ctk": TABLE,
+    "nvidia-ctk.path": STR,
+    "nvidia-container-runtime": TABLE,
+    "nvidia-container-runtime.debug": STR,
+    "nvidia-container-runtime.log-level": STR,
+    "nvidia-container-runtime.runtimes": STRINGS,
+    "nvidia-container-runtime.mode": STR,
+    "nvidia-container-runtime.modes": TABLE,
+    "nvidia-container-runtime.modes.cdi": TABLE,
+    "nvidia-container-runtime.modes.cdi.spec-dirs": STRINGS,
+    "nvidia-container-runtime.modes.cdi.default-kind": STR,
+    "nvidia-container-runtime.modes.cdi.annotation-prefixes": STRINGS,
+    "nvidia-container-runtime.modes.csv": TABLE,
+    "nvidia-container-runtime.modes.csv.mount-spec-path": STR,
+    "nvidia-container-runtime-hook": TABLE,
+    "nvidia-container-runtime-hook.path": STR,
+    "nvidia-container-runtime-hook.skip-mode-detection": BOOL,
+    "features": TABLE,
+}
+_TYPE_TESTS = {
+    STR: lambda v: isinstance(v, str),
+    BOOL: lambda v: isinstance(v, bool),
+    STRINGS: lambda v: isinstance(v, list) and all(isinstance(x, str) for x in v),
+    TABLE: lambda v: isinstance(v, Mapping),
+}
 
 _VERSION_RE = re.compile(r"version[:\s]+v?(\d+\.\d+\.\d+(?:[-~+.][0-9A-Za-z.~+-]*)?)", re.IGNORECASE)
 
@@ -59,6 +112,8 @@ class ToolkitFacts:
     config_error: str | None = None
     config: Mapping[str, Any] = field(default_factory=dict)
     ldconfig_exists: bool | None = None  # the host path behind `ldconfig = "@…"`
+    # Keys whose value has a type the toolkit cannot load ("nvidia-container-cli.ldconfig = 5: …").
+    config_problems: tuple[str, ...] = ()
 
     def binary(self, name: str) -> ToolkitBinary:
         return next(b for b in self.binaries if b.name == name)
@@ -115,14 +170,32 @@ def parse_version(output: str) -> str | None:
 
 
 def parse_config_toml(text: str) -> tuple[dict[str, Any], str | None]:
+    """The parsed config, or {} and why not ("invalid TOML: …", nesting bounded by gpudoctor/facts/bounded.py)."""
     try:
-        import tomllib  # type: ignore[import-not-found]
-    except ImportError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
-    try:
-        return tomllib.loads(text), None
-    except tomllib.TOMLDecodeError as e:
+        return load_toml(text), None
+    except ValueError as e:  # TOMLDecodeError, ParseLimit
         return {}, f"invalid TOML: {e}"
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, Mapping):
+        return "a table"
+    text = json.dumps(value, default=str) if isinstance(value, (str, list, bool)) else str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def config_type_problems(config: Mapping[str, Any]) -> tuple[str, ...]:
+    """Every known key whose value the toolkit cannot load, as "<key> = <value>: the toolkit expects <type>"."""
+    problems = []
+    for key, want in CONFIG_TYPES.items():
+        value: Any = config
+        for part in key.split("."):
+            value = value.get(part) if isinstance(value, Mapping) else None
+            if value is None:
+                break
+        if value is not None and not _TYPE_TESTS[want](value):
+            problems.append(f"{key} = {_toml_value(value)}: the toolkit expects {want}")
+    return tuple(problems)
 
 
 def _search_path(ctx: FactContext) -> str:
@@ -214,11 +287,11 @@ def toolkit_fact(ctx: FactContext) -> ToolkitFacts:
     error = None
     exists = True
     try:
-        config, error = parse_config_toml(ctx.host.read_text(path))
+        config, error = parse_config_toml(ctx.host.read_text(path, limit=CONFIG_READ_LIMIT))
     except OSError as e:
         exists = e.errno != errno.ENOENT
-        error = None if not exists else f"{path}: {e.strerror or e}"
-    facts = ToolkitFacts(binaries, path, exists, error, config)
+        error = None if not exists else f"cannot read it: {e.strerror or e}"  # the check names the path
+    facts = ToolkitFacts(binaries, path, exists, error, config, config_problems=config_type_problems(config))
     ldconfig = facts.ldconfig
     if ldconfig:
         # "@/sbin/ldconfig.real": the @ marks a host path (toolkit ≥ 1.17.3; failure-modes #23).
