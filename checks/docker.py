@@ -113,6 +113,15 @@ def daemon_json(daemon_config: DaemonConfig, dockerd_process: DockerdProcess, do
         return passed(f"no {daemon_config.path}: dockerd runs on its defaults", evidence=ev)
     if daemon_config.read_error:
         return warned(f"cannot read {daemon_config.path}: {daemon_config.read_error}", evidence=ev)
+    if daemon_config.unusable:  # a directory, FIFO or symlink loop: dockerd cannot read it either
+        return failed(
+            f"{daemon_config.unusable}: dockerd cannot read its configuration file, so it will not (re)start",
+            Fix(f"Move it aside and put a regular JSON file at {daemon_config.path} (or none: dockerd then runs on "
+                "its defaults), then restart Docker.",
+                (f"ls -ld {daemon_config.path}", f"sudo mv {daemon_config.path} {daemon_config.path}.broken", check_cmd, *restart),
+                DOCKER_DAEMON_DOC),
+            evidence=ev,
+        )
     if daemon_config.parse_error:
         return failed(
             f"{daemon_config.path} is not valid: {daemon_config.parse_error}",

@@ -147,6 +147,14 @@ def config(toolkit: ToolkitFacts) -> list[Result]:
         )]
     if not toolkit.config_exists:
         return [passed(f"no {path}: the toolkit uses its built-in defaults")]
+    if toolkit.config_problems:  # wrong value types: the toolkit's config loader fails (facts/toolkit.py CONFIG_TYPES)
+        return [failed(
+            f"{path}: " + "; ".join(toolkit.config_problems) + " (the toolkit cannot load this file, so every "
+            "container start through it fails)",
+            Fix("Give each key the type the toolkit expects, then check that the toolkit loads the file.",
+                (f"sudoedit {path}", "nvidia-ctk config"), CONFIG_DOC),
+            evidence={"problems": list(toolkit.config_problems)},
+        )]
     results: list[Result] = []
     ld = toolkit.ldconfig
     ev = {"ldconfig": ld, "failure_mode": "ldconfig-path-wrong"}

@@ -4,6 +4,9 @@ cdi.* checks against NVML views of the host (matching, missing UUID names, anoth
 from __future__ import annotations
 
 import json
+import os
+import time
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -203,3 +206,101 @@ def test_docker_cdi_check_by_engine_version(tmp_path):
     good = DockerFacts(reachable=True, server_version="28.3.0", cdi_spec_dirs=("/etc/cdi", "/run/cdi"),
                        discovered_devices=("nvidia.com/gpu=0", "nvidia.com/gpu=all"), **BASE)
     assert docker_checks.docker_cdi.fn(docker=good, cdi=cdi, daemon_config=cfg)[0].status is Status.PASS
+
+
+# -- hostile and odd spec files (issue 14 items 2, 6, 8) -----------------------------------------------
+def _alias_bomb_in_hook_args() -> str:
+    """1 KB: the hook's args are 9 levels of 9 aliases (9**9 strings once expanded): it grew past 5 GB."""
+    rows = ['      - &a0 ["lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol", "lol"]']
+    rows += [f"      - &a{i} [" + ", ".join([f"*a{i - 1}"] * 9) + "]" for i in range(1, 9)]
+    return ("cdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices:\n- name: all\n  containerEdits:\n"
+            "    deviceNodes:\n    - path: /dev/nvidia0\n    hooks:\n    - path: /usr/bin/nvidia-cdi-hook\n"
+            "      hookName: createContainer\n      args:\n" + "\n".join(rows) + "\n")
+
+
+def test_alias_bomb_in_hook_args_is_refused_before_it_expands():
+    text = _alias_bomb_in_hook_args()
+    assert len(text) < 1200
+    spec = parse_spec(text, "/etc/cdi/bomb.yaml")
+    assert spec.error == "invalid YAML: aliases expand to more than 10000 nodes (an alias bomb?)"
+
+
+def test_a_few_anchors_are_fine_and_hook_args_must_be_strings():
+    text = ("cdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices:\n- name: \"0\"\n  containerEdits: &edits\n"
+            "    deviceNodes:\n    - path: /dev/nvidia0\n- name: all\n  containerEdits: *edits\n")
+    spec = parse_spec(text, "/etc/cdi/anchors.yaml")
+    assert spec.ok and spec.device_names == ("0", "all") and spec.device_nodes == ("/dev/nvidia0",)
+    nested = SPEC_TEXT.replace("            - create-symlinks\n", "            - [create-symlinks]\n", 1)
+    assert nested != SPEC_TEXT
+    assert parse_spec(nested, "/etc/cdi/nvidia.yaml").error == (
+        "containerEdits.hooks[0].args must be a list of strings, not list")
+
+
+@pytest.mark.parametrize(
+    "name, text, expect",
+    [
+        ("deep.json", "[" * 100_000 + "]" * 100_000, "invalid JSON: nested deeper than 100 levels"),
+        ("deep.yaml", "a:\n" + "".join(f"{'  ' * i}- \n" for i in range(1, 120)), "invalid YAML: nested deeper than 100 levels"),
+        ("loop.yaml", "cdiVersion: 0.5.0\nkind: nvidia.com/gpu\ndevices: &d [*d]\n", "recursive structure"),
+    ],
+)
+def test_nesting_is_bounded_and_named(name, text, expect):
+    spec = parse_spec(text, f"/etc/cdi/{name}")
+    assert spec.error is not None and expect in spec.error, spec.error
+
+
+@pytest.mark.parametrize("version, ok", [("0.5.0", True), ("v0.8.0", True), ("0.1.0", True), ("99.0.0", False),
+                                         ("0.9.0", False), ("1.0.0", False), ("latest", False)])
+def test_cdi_version_must_be_one_the_cdi_library_knows(version, ok):
+    spec = parse_spec(SPEC_TEXT.replace("cdiVersion: 0.5.0", f"cdiVersion: {version}"), "/etc/cdi/nvidia.yaml")
+    assert spec.ok is ok, spec.error
+    if not ok:
+        assert spec.error == (f'cdiVersion "{version}" is not a CDI spec version (known: 0.1.0, 0.2.0, 0.3.0, 0.4.0, '
+                              '0.5.0, 0.6.0, 0.7.0, 0.8.0): the CDI registry refuses the spec ("invalid version")')
+
+
+def test_unknown_cdi_version_fails_cdi_specs_and_leaves_no_nvidia_spec(tmp_path):
+    host_tree(tmp_path, SPEC_TEXT.replace("cdiVersion: 0.5.0", "cdiVersion: 99.0.0"))
+    cdi = cdi_of(tmp_path)
+    assert cdi.nvidia_specs == () and [s.cdi_version for s in cdi.bad_specs] == ["99.0.0"]
+    toolkit = ToolkitFacts((), "/etc/nvidia-container-runtime/config.toml", config={"nvidia-container-runtime": {"mode": "cdi"}})
+    from gpudoctor.facts.toolkit import ToolkitBinary
+
+    toolkit = replace(toolkit, binaries=(ToolkitBinary("nvidia-ctk", "/usr/bin/nvidia-ctk", "1.17.8"),))
+    results = cdi_checks.specs.fn(cdi=cdi, toolkit=toolkit, docker=DockerFacts(reachable=False, **BASE))
+    assert [r.status for r in results] == [Status.FAIL, Status.FAIL]
+    assert '/etc/cdi/nvidia.yaml: cdiVersion "99.0.0" is not a CDI spec version' in results[0].summary
+    assert "no nvidia.com/gpu CDI spec" in results[1].summary
+
+
+def test_fifo_spec_is_refused_at_once_and_a_subdirectory_is_skipped(tmp_path):
+    host_tree(tmp_path)
+    os.mkfifo(tmp_path / "etc/cdi/pipe.yaml")
+    (tmp_path / "etc/cdi/old.yaml").mkdir()  # the CDI library's scan skips sub-directories
+    started = time.monotonic()
+    cdi = cdi_of(tmp_path)
+    assert time.monotonic() - started < 10
+    assert {s.path: s.error for s in cdi.bad_specs} == {
+        "/etc/cdi/pipe.yaml": "cannot read: is a named pipe (FIFO), not a regular file"}
+    assert [s.path for s in cdi.nvidia_specs] == ["/etc/cdi/nvidia.yaml"]
+
+
+def test_absolute_symlinks_resolve_inside_the_root(tmp_path):
+    """/etc/cdi/nvidia.yaml → /opt/specs/nvidia.yaml names the host's /opt: under --root that is
+    <root>/opt/specs/nvidia.yaml, never this machine's /opt (issue 14 item 8)."""
+    root = tmp_path / "root"
+    host_tree(root)
+    (root / "opt/specs").mkdir(parents=True)
+    (root / "etc/cdi/nvidia.yaml").rename(root / "opt/specs/nvidia.yaml")
+    os.symlink("/opt/specs/nvidia.yaml", root / "etc/cdi/nvidia.yaml")
+    # A link that climbs out with .. stops at the root, as on the host.
+    os.symlink("../../../../../../../../opt/specs/nvidia.yaml", root / "etc/cdi/climb.yaml")
+    outside = tmp_path / "outside.yaml"
+    outside.write_text(SPEC_TEXT.replace("kind: nvidia.com/gpu", "kind: leaked.example/outside"))
+    os.symlink(str(outside), root / "etc/cdi/escape.yaml")  # absolute: means <root>/<tmp>/outside.yaml
+    cdi = cdi_of(root)
+    ok = {s.path: s.kind for s in cdi.specs if s.ok}
+    assert ok == {"/etc/cdi/nvidia.yaml": "nvidia.com/gpu", "/etc/cdi/climb.yaml": "nvidia.com/gpu"}
+    assert all(s.kind != "leaked.example/outside" for s in cdi.specs)
+    # escape.yaml dangles inside the root: "not there" is what the host itself would see
+    assert "/etc/cdi/escape.yaml" not in ok

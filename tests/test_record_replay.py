@@ -34,7 +34,8 @@ def _exercise(host):
     except OSError as e:
         out["missing"] = e.errno
     out["run"] = host.run(["sh", "-c", "echo hi; echo err >&2; exit 3"]).__dict__ | {"argv": None}
-    out["notfound"] = host.run(["/no/such/binary"]).failure
+    out["notfound"] = host.run(["no-such-binary-gpudoctor"]).failure
+    out["notrun"] = host.run(["/usr/bin/nvidia-ctk", "--version"]).failure  # in the root tree: never executed
     out["env"] = host.getenv("GPUDOCTOR_TEST_VAR")
     out["now"] = host.now()
 
@@ -56,7 +57,7 @@ def test_record_then_replay_gives_identical_answers(tree, tmp_path, monkeypatch)
     assert live["read"].startswith("NVRM version")
     assert live["missing"] == errno.ENOENT
     assert live["run"]["rc"] == 3 and live["run"]["stdout"] == "hi\n"
-    assert live["notfound"] == "not-found"
+    assert live["notfound"] == "not-found" and live["notrun"] == "not-run"
 
     bundle = recorder.bundle("test", meta={"options": {"probes": False}})
     path = tmp_path / "bundle.json"

@@ -617,6 +617,8 @@ def _intent_from_visible(ctx: _Ctx, vd: Any) -> Intent:
 
 def _tokens_for(dr: DeviceRequest) -> tuple[list[str] | None, str, str | None]:
     """(tokens, general words, NVIDIA_VISIBLE_DEVICES) for a hook-path request (internals §1.4)."""
+    if "device_ids" in dr.unknown or ("count" in dr.unknown and not dr.device_ids):
+        return None, f"decided at run time (the snippet computes {' and '.join(dr.unknown)})", None
     ids = [str(i) for i in (dr.device_ids or ())]
     if ids and _is_int(dr.count) and dr.count != 0:
         return None, "nothing: the request is refused (Count and DeviceIDs both set)", None
@@ -738,7 +740,7 @@ def _describe(ctx: _Ctx) -> None:
             else:
                 intro.append("It sets no NVIDIA_DRIVER_CAPABILITIES: the image's value or the toolkit's default applies.")
         if d.unknown:
-            intro.append(f"Not literal, so not judged: {', '.join(d.unknown)}.")
+            intro.append(f"Decided at run time, so not judged here: {', '.join(d.unknown)}.")
     if req.runtime:
         intro.append(f"Runs the container with the {req.runtime!r} runtime (HostConfig.Runtime; it must be registered in daemon.json).")
         if req.hints.get("wrapper") == "nvidia-docker":

@@ -15,6 +15,9 @@ import sys
 from typing import Any, Sequence
 
 EXIT_OK, EXIT_PITFALLS, EXIT_BAD_INPUT = 0, 1, 2
+# A Compose file or a Python snippet is a few KiB; bigger inputs are refused, not parsed.
+INPUT_FILE_LIMIT = 4 << 20
+_FILE_SUFFIXES = (".yml", ".yaml", ".py", ".json")
 
 
 def explain_command(
@@ -101,24 +104,60 @@ def explain_one(text: str, *, kind: str | None, argv: list[str] | None = None, h
     from .model import ExplainInputError
     from .render import InputProblem
 
-    is_file = kind not in ("gpus", "env", "check", "cmdline") and argv is None and _is_file(text)
+    may_be_file = kind not in ("gpus", "env", "check", "cmdline") and argv is None
+    is_file = may_be_file and _is_file(text)
     k = kind or detect_kind(text, is_file=is_file)
     try:
+        if may_be_file and not is_file:
+            _refuse_odd_file(text)
         if k == "check":
             return [_explain_check(text)]
         source = text
         body = text
         if is_file and k in ("compose", "sdk"):
-            try:
-                with open(text, encoding="utf-8") as f:
-                    body = f.read()
-            except (OSError, UnicodeDecodeError) as e:
-                raise ExplainInputError(f"cannot read {text}: {e}", "a readable Compose YAML or Python file") from None
+            body = _read_input_file(text)
         requests = _parse(k, body, argv=argv, source=source)
         view = host_view()
         return [analyze(r, view, text) for r in requests]
     except ExplainInputError as e:
         return [InputProblem(text, k, e.message, e.expected)]
+    except (RecursionError, MemoryError):
+        # Python's own parser gives up on deeply nested code with these (CPython raises MemoryError
+        # for "too complex" source): the input is too deep to explain, not a gpudoctor failure.
+        return [InputProblem(_short(text), k, "the input is nested too deeply to explain", "a Compose file, a Docker SDK call or a docker command line of ordinary depth")]
+
+
+def _short(text: str) -> str:
+    return text if len(text) <= 200 else text[:200] + f"... ({len(text)} characters)"
+
+
+def _read_input_file(path: str) -> str:
+    """A Compose or Python file named on the command line: a regular file, at most INPUT_FILE_LIMIT, UTF-8."""
+    from ..facts.bounded import read_regular
+    from .model import ExplainInputError
+
+    expected = "a readable Compose YAML or Python file"
+    try:
+        return read_regular(path, INPUT_FILE_LIMIT).decode("utf-8")
+    except OSError as e:
+        raise ExplainInputError(f"cannot read {path}: {e.strerror or e}", expected) from None
+    except UnicodeDecodeError as e:
+        raise ExplainInputError(f"cannot read {path}: not UTF-8 text ({e.reason} at byte {e.start})", expected) from None
+
+
+def _refuse_odd_file(text: str) -> None:
+    """A FIFO, directory or device named like an input file (`pipe.yaml`) is bad input, never read."""
+    from ..facts.bounded import not_regular
+    from .model import ExplainInputError
+
+    if "\n" in text or len(text) > 4096 or not text.endswith(_FILE_SUFFIXES):
+        return
+    try:
+        what = not_regular(os.stat(text).st_mode)
+    except (OSError, ValueError):
+        return
+    if what:
+        raise ExplainInputError(f"{text} is {what}, not a regular file", "a readable Compose YAML or Python file")
 
 
 def _is_file(text: str) -> bool:

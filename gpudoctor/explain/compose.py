@@ -1,8 +1,8 @@
 """A Compose file (or a piece of one) → the GPU request of each service.
 
 Accepted shapes: a whole file (`services:`), one service mapping, a `deploy:` / `resources:` /
-`reservations:` fragment, or the `devices:` list itself. YAML is parsed with `yaml.safe_load`
-(imported here only). Pure: the caller reads any file and hands in its text.
+`reservations:` fragment, or the `devices:` list itself. YAML is parsed with PyYAML's safe loader
+(imported here only), aliases and nesting bounded. Pure: the caller reads any file and hands in its text.
 
 Conversion (docker/compose pkg/compose/create.go, compose-go types/device.go; docs.docker.com
 "Run Docker Compose services with GPU access"): each reservation device becomes
@@ -33,10 +33,16 @@ SERVICE_HINT_KEYS = {"image", "build", "deploy", "runtime", "environment", "gpus
 
 
 def load_yaml(text: str) -> Any:
+    """Safe-load the YAML, with aliases and nesting bounded (gpudoctor/facts/bounded.py: a Compose
+    alias bomb is refused before anything is built)."""
     import yaml  # heavy: only when a Compose input is explained
 
+    from ..facts.bounded import ParseLimit, load_yaml as bounded_load
+
     try:
-        return yaml.safe_load(text)
+        return bounded_load(text)
+    except ParseLimit as e:
+        raise ExplainInputError(f"this YAML is not explained: {e}", EXPECTED) from None
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark is not None else ""

@@ -56,7 +56,9 @@ def detect_kind(text: str, *, is_file: bool = False) -> str:
     if "(" in t:
         try:
             tree = ast.parse(t)
-        except SyntaxError:
+        except (SyntaxError, ValueError, MemoryError, RecursionError):
+            # ValueError: a NUL byte (before 3.12); MemoryError/RecursionError: CPython's parser on
+            # deeply nested source. Not Python we can read: the regex below may still call it SDK.
             tree = None
         if tree is not None and any(isinstance(n, ast.Call) for n in ast.walk(tree)):
             return "sdk"

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 # The request itself and its spellings live in the domain package; explain reads them from there.
-from ..gpu_requests.request import DeviceRequest, ErrorText, GpuRequest, HostGpu
+from ..gpu_requests.request import DECIDED_AT_RUN_TIME, DeviceRequest, ErrorText, GpuRequest, HostGpu
 from ..gpu_requests.behaviour import Prediction
 from ..gpu_requests.spelling import Correction
 from ..gpu_requests.stack import StackState

@@ -8,7 +8,10 @@ Understood calls (the last attribute name counts, so `docker.types.DeviceRequest
   <x>.create_container(image, ..., runtime=, host_config=...)   low-level APIClient
   <x>.create_host_config(...) / HostConfig(...)
 Simple assignments (`req = DeviceRequest(...)`) are followed; anything else that is not a literal
-is reported as unknown rather than guessed.
+(`count=n_gpus`, `device_ids=os.environ["GPUS"]`) is decided at run time: the field is named in
+`DeviceRequest.unknown` (docker-py's default stands in for its value, never judged), an unknown
+`device_requests` list or entry becomes a request whose every field is unknown, and an unknown
+runtime or environment value is left out rather than guessed.
 
 docker-py behaviour reproduced (docker-gpu-internals.md §5.1–5.2, checked against docker-py 7.1.0):
 DeviceRequest always sends all five keys with defaults Driver "", Count 0, DeviceIDs [],
@@ -26,6 +29,7 @@ that are not literals).
 from __future__ import annotations
 
 import ast
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -44,6 +48,10 @@ DR_FIELDS = {
     "Capabilities": "capabilities", "options": "options", "Options": "options",
 }
 _DR_TYPES = {"driver": (str, "a string"), "count": (int, "an integer"), "device_ids": (list, "a list"), "capabilities": (list, "a list"), "options": (dict, "a dict")}
+SOURCE_SHOWN = 120  # characters of a snippet's source quoted in messages
+SPLAT = "**"  # the kwargs key standing for `**name` whose contents are not literal
+# Line ends as Python's tokenizer counts them (\n, \r\n, \r), for ast's line numbers.
+_LINE_END = re.compile(r"(?<=\n)|(?<=\r)(?!\n)")
 
 
 @dataclass(frozen=True)
@@ -62,14 +70,36 @@ class _HostConfigCall:
     source: str
 
 
+def _has_unknown(value: Any) -> bool:
+    if isinstance(value, Unknown):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_has_unknown(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_unknown(k) or _has_unknown(v) for k, v in value.items())
+    return False
+
+
+def parse_python(text: str) -> ast.Module:
+    """ast.parse, every refusal an ExplainInputError (CPython raises MemoryError or RecursionError on
+    source nested too deeply, and ValueError on a NUL byte before 3.12)."""
+    try:
+        return ast.parse(text, mode="exec")
+    except SyntaxError as e:
+        where = f" (line {e.lineno}, column {e.offset})" if e.lineno else ""
+        raise ExplainInputError(f"not valid Python: {e.msg}{where}", EXPECTED) from None
+    except (MemoryError, RecursionError):
+        raise ExplainInputError("this Python is nested too deeply to parse", EXPECTED) from None
+    except ValueError as e:
+        raise ExplainInputError(f"not valid Python: {e}", EXPECTED) from None
+
+
 class _Snippet:
     def __init__(self, text: str) -> None:
         self.text = text
-        try:
-            self.tree = ast.parse(text, mode="exec")
-        except SyntaxError as e:
-            where = f" (line {e.lineno}, column {e.offset})" if e.lineno else ""
-            raise ExplainInputError(f"not valid Python: {e.msg}{where}", EXPECTED) from None
+        self.tree = parse_python(text)
+        self._lines = _LINE_END.split(text)
+        self._encoded: dict[int, bytes] = {}
         self.names: dict[str, ast.AST] = {}
         for node in ast.walk(self.tree):
             if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
@@ -78,8 +108,31 @@ class _Snippet:
         self.ignored: list[tuple[str, str]] = []
         self.unknown: list[str] = []
 
+    def _line(self, i: int) -> bytes:
+        if i not in self._encoded:
+            self._encoded[i] = self._lines[i].encode("utf-8") if 0 <= i < len(self._lines) else b""
+        return self._encoded[i]
+
     def src(self, node: ast.AST) -> str:
-        return ast.get_source_segment(self.text, node) or ast.dump(node)
+        """The node's source, at most SOURCE_SHOWN characters: in time independent of the snippet's
+        size (ast.get_source_segment re-splits the whole text on every call: quadratic on a long line)."""
+        try:
+            first, last = node.lineno - 1, (node.end_lineno or node.lineno) - 1  # type: ignore[attr-defined]
+            col, end_col = node.col_offset, node.end_col_offset  # type: ignore[attr-defined]  # UTF-8 byte offsets
+        except AttributeError:
+            return type(node).__name__
+        budget = 4 * SOURCE_SHOWN  # bytes: enough for SOURCE_SHOWN characters of any UTF-8
+        pieces: list[bytes] = []
+        for i in range(first, last + 1):
+            line = self._line(i)
+            start = col if i == first else 0
+            stop = end_col if (i == last and end_col is not None) else len(line)
+            pieces.append(line[start:min(stop, start + budget)])
+            budget -= len(pieces[-1])
+            if budget <= 0:
+                break
+        text = b"".join(pieces).decode("utf-8", "replace")
+        return text if len(text) <= SOURCE_SHOWN else text[: SOURCE_SHOWN - 3] + "..."
 
     def value(self, node: ast.AST, depth: int = 0) -> Any:
         if depth > 20:
@@ -94,8 +147,14 @@ class _Snippet:
             items = [self.value(e, depth + 1) for e in node.elts]
             return items if isinstance(node, ast.List) else tuple(items)
         if isinstance(node, ast.Dict) and all(k is not None for k in node.keys):
-            return {self.value(k, depth + 1): self.value(v, depth + 1) for k, v in zip(node.keys, node.values)}  # type: ignore[arg-type]
+            try:
+                return {self.value(k, depth + 1): self.value(v, depth + 1) for k, v in zip(node.keys, node.values)}  # type: ignore[arg-type]
+            except TypeError:  # an unhashable key ({[1]: 2}): Python itself would refuse it at run time
+                self.unknown.append(self.src(node))
+                return Unknown(self.src(node))
         try:
+            if isinstance(node, (ast.Name, ast.Attribute, ast.Subscript, ast.Call)):
+                raise ValueError("not a literal")  # never one: skip literal_eval's own walk
             return ast.literal_eval(node)
         except (ValueError, TypeError, SyntaxError, MemoryError, RecursionError):
             self.unknown.append(self.src(node))
@@ -110,6 +169,7 @@ class _Snippet:
                     out.update({str(k): x for k, x in v.items()})
                 else:
                     self.unknown.append("**" + self.src(kw.value))
+                    out[SPLAT] = Unknown("**" + self.src(kw.value))  # may set any keyword: see device_request_from
                 continue
             out[kw.arg] = self.value(kw.value)
         return out
@@ -120,6 +180,8 @@ class _Snippet:
     def device_request_from(self, kw: dict[str, Any], origin: str) -> DeviceRequest:
         fields: dict[str, Any] = {}
         for k, v in kw.items():
+            if k == SPLAT:
+                continue
             f = DR_FIELDS.get(k)
             if f is None:
                 self.ignored.append((origin, k))
@@ -128,10 +190,15 @@ class _Snippet:
             if f in fields and k[0].isupper():
                 continue
             fields[f] = v
-        unknown = tuple(f for f, v in fields.items() if isinstance(v, Unknown))
+        if SPLAT in kw:  # DeviceRequest(**kw) with kw unknown: every field not spelled out may come from it
+            fields.update({f: kw[SPLAT] for f in _DR_TYPES if f not in fields})
+        # A field computed at run time is named, never judged; docker-py's default stands in for it.
+        unknown = tuple(f for f, v in fields.items() if _has_unknown(v))
+        for f in unknown:
+            fields[f] = None
         for f, (typ, word) in _DR_TYPES.items():
             v = fields.get(f)
-            if v is None or isinstance(v, Unknown):
+            if v is None:
                 continue
             if not isinstance(v, typ):
                 self.client_errors.append(
@@ -152,9 +219,13 @@ class _Snippet:
             origin=origin,
         )
 
+    def decided_at_run_time(self, value: Unknown) -> DeviceRequest:
+        """A request whose every field comes from `value`, a name the snippet computes at run time."""
+        return DeviceRequest(unknown=("driver", "count", "device_ids", "capabilities", "options"), origin=value.source)
+
     def device_requests(self, value: Any, origin: str) -> tuple[DeviceRequest, ...]:
         if isinstance(value, Unknown):
-            return ()
+            return (self.decided_at_run_time(value),)
         if not isinstance(value, list):
             self.client_errors.append(
                 ErrorText(
@@ -168,9 +239,11 @@ class _Snippet:
             if isinstance(item, DeviceRequest):
                 out.append(item)
             elif isinstance(item, dict):
-                out.append(self.device_request_from({str(k): v for k, v in item.items()}, origin=repr(item)))
+                out.append(self.device_request_from({str(k): v for k, v in item.items()}, origin=repr(item)[:SOURCE_SHOWN]))
+            elif isinstance(item, Unknown):
+                out.append(self.decided_at_run_time(item))
             else:
-                self.unknown.append(repr(item))
+                self.unknown.append(repr(item)[:SOURCE_SHOWN])
         return tuple(out)
 
 
@@ -194,8 +267,9 @@ def _dotted(node: ast.AST) -> str:
 
 
 def _env_pairs(value: Any) -> tuple[tuple[str, str], ...]:
+    """The literal variables only: a name or value computed at run time is not guessed."""
     if isinstance(value, dict):
-        return tuple((str(k), str(v)) for k, v in value.items())
+        return tuple((str(k), str(v)) for k, v in value.items() if not _has_unknown(k) and not _has_unknown(v))
     if isinstance(value, (list, tuple)):
         out = []
         for item in value:
@@ -264,7 +338,7 @@ def parse_sdk(text: str) -> GpuRequest:
                 runtime = kw["runtime"]
         else:
             allowed = _allowed_run_kwargs()
-            bad = [k for k in kw if allowed is not None and k not in allowed]
+            bad = [k for k in kw if allowed is not None and k not in allowed and k != SPLAT]
             if bad:
                 snip.client_errors.append(
                     ErrorText(f"TypeError: run() got an unexpected keyword argument '{bad[0]}'", "docker-py (raised before anything is sent)")
@@ -288,7 +362,7 @@ def parse_sdk(text: str) -> GpuRequest:
         kind="sdk",
         label=label,
         device_requests=requests,
-        runtime=runtime if isinstance(runtime, str) else (None if runtime is None else repr(runtime)),
+        runtime=runtime if isinstance(runtime, str) else (None if runtime is None or _has_unknown(runtime) else repr(runtime)),
         env=env,
         privileged=privileged,
         image=image if isinstance(image, str) else None,

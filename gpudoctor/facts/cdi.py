@@ -9,14 +9,19 @@ can call it stale (failure-modes #27).
 
 from __future__ import annotations
 
-import json
+import errno
 import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
+from .bounded import load_json, load_yaml
 from .registry import FactContext, FactMissing, fact
 
 DEFAULT_DIRS = ("/etc/cdi", "/var/run/cdi")
+# The spec versions the CDI library accepts: tags.cncf.io/container-device-interface specs-go/version.go
+# validSpecVersions (v0.1.0 … v0.8.0, CurrentVersion 0.8.0); ValidateVersion fails any other with
+# `invalid version "<v>"`, and a leading "v" is allowed (newVersion trims it).
+SPEC_VERSIONS = ("0.1.0", "0.2.0", "0.3.0", "0.4.0", "0.5.0", "0.6.0", "0.7.0", "0.8.0")
 SPEC_READ_LIMIT = 8 << 20  # a big MIG host's spec is a few hundred KiB
 MAX_PATHS_CHECKED = 2000
 _KIND_RE = re.compile(r"^[a-zA-Z0-9][a-zA-Z0-9.-]*/[a-zA-Z0-9][a-zA-Z0-9_.-]*$")
@@ -112,8 +117,11 @@ def _edits(edits: Any, where: str, nodes: list[str], mounts: list[str], hooks: l
                 return _type_error(f"{where}.{key}[{i}].{field_name}", "a string", value)
             if value:
                 target.append(value)
-            if key == "hooks" and isinstance(item.get("args"), list):
-                args.extend(str(a) for a in item["args"])
+            if key == "hooks" and item.get("args") is not None:
+                hook_args = item["args"]
+                if not isinstance(hook_args, list) or not all(isinstance(a, str) for a in hook_args):
+                    return _type_error(f"{where}.{key}[{i}].args", "a list of strings", hook_args)
+                args.extend(hook_args)
     env = edits.get("env")
     if env is not None and not (isinstance(env, list) and all(isinstance(e, str) for e in env)):
         return _type_error(f"{where}.env", "a list of strings", env)
@@ -121,17 +129,12 @@ def _edits(edits: Any, where: str, nodes: list[str], mounts: list[str], hooks: l
 
 
 def parse_spec(text: str, path: str) -> CdiSpec:
-    """Parse one spec file's text. Errors (syntax, wrong types, missing fields) become `error`."""
+    """Parse one spec file's text. Errors (syntax, wrong types, missing fields, an unknown cdiVersion)
+    become `error`; nesting and YAML aliases are bounded (gpudoctor/facts/bounded.py)."""
     fmt = "json" if path.endswith(".json") else "yaml"
     try:
-        if fmt == "json":
-            data = json.loads(text)
-        else:
-            import yaml
-
-            loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-            data = yaml.load(text, Loader=loader)  # noqa: S506 (a safe loader)
-    except Exception as e:  # yaml.YAMLError, ValueError, RecursionError on hostile input
+        data = load_json(text) if fmt == "json" else load_yaml(text)
+    except Exception as e:  # yaml.YAMLError, ValueError, ParseLimit (too deep, an alias bomb)
         first = str(e).strip().splitlines()
         return CdiSpec(path, fmt, error=f"invalid {fmt.upper()}: {' '.join(first[:4])[:300]}")
     if not isinstance(data, Mapping):
@@ -139,6 +142,12 @@ def parse_spec(text: str, path: str) -> CdiSpec:
     version, kind, devices = data.get("cdiVersion"), data.get("kind"), data.get("devices")
     if not isinstance(version, str) or not version:
         return CdiSpec(path, fmt, error='missing or non-string "cdiVersion"', kind=kind if isinstance(kind, str) else None)
+    if version.removeprefix("v") not in SPEC_VERSIONS:
+        return CdiSpec(
+            path, fmt, cdi_version=version, kind=kind if isinstance(kind, str) else None,
+            error=f'cdiVersion "{version[:40]}" is not a CDI spec version (known: {", ".join(SPEC_VERSIONS)}): '
+            f'the CDI registry refuses the spec ("invalid version")',
+        )
     if not isinstance(kind, str) or not _KIND_RE.match(kind):
         return CdiSpec(path, fmt, error=f'"kind" must look like vendor.com/class, got {kind!r}'[:200], cdi_version=version)
     if not isinstance(devices, list) or not devices:
@@ -200,6 +209,13 @@ def _dirs(ctx: FactContext) -> tuple[str, ...]:
     return tuple(dirs)
 
 
+def _is_real_dir(ctx: FactContext, path: str) -> bool:
+    try:
+        return ctx.host.stat(path, follow=False).kind == "dir"
+    except OSError:
+        return False
+
+
 @fact("cdi", timeout_s=40)
 def cdi_fact(ctx: FactContext) -> CdiFacts:
     """CDI specs in /etc/cdi, /var/run/cdi and the daemon's/toolkit's spec dirs, parsed and checked against the host."""
@@ -212,7 +228,7 @@ def cdi_fact(ctx: FactContext) -> CdiFacts:
         try:
             names = ctx.host.list_dir(d)
         except OSError as e:
-            if e.errno == 2:
+            if e.errno == errno.ENOENT:
                 missing_dirs.append(d)
             else:
                 errors[d] = e.strerror or str(e)
@@ -228,6 +244,8 @@ def cdi_fact(ctx: FactContext) -> CdiFacts:
             try:
                 text = ctx.host.read_text(path, limit=SPEC_READ_LIMIT)
             except OSError as e:
+                if e.errno == errno.EISDIR and _is_real_dir(ctx, path):
+                    continue  # the CDI library's scan (filepath.Walk, pkg/cdi/spec-dirs.go) skips sub-directories
                 specs.append(CdiSpec(path, fmt, error=f"cannot read: {e.strerror or e}"))
                 continue
             spec = parse_spec(text, path)

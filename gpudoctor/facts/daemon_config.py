@@ -9,10 +9,12 @@ daemon was started from an older version of it, and the next restart fails.
 
 from __future__ import annotations
 
+import errno
 import json
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
+from .bounded import load_json
 from .docker import DockerFacts
 from .dockerd_process import DockerdProcess
 from .registry import FactContext, FactMissing, fact
@@ -39,7 +41,11 @@ class DaemonConfig:
     path: str | None
     path_source: str  # --config-file | rootless | snap | default | unknown
     exists: bool = False
-    read_error: str | None = None
+    read_error: str | None = None  # gpudoctor cannot read it (permission, size); dockerd may
+    # The path exists but is no file dockerd can read (a directory, a FIFO, a symlink loop): dockerd
+    # refuses to start ("unable to configure the Docker daemon with file …"; only a missing file means
+    # "defaults", moby cmd/dockerd/daemon.go loadDaemonCliConfig) — or, on a FIFO, hangs reading it.
+    unusable: str | None = None
     parse_error: str | None = None  # JSON syntax error, or "not a JSON object"
     data: Mapping[str, Any] | None = None
     problems: tuple[str, ...] = ()  # wrong types of GPU-relevant keys
@@ -47,7 +53,7 @@ class DaemonConfig:
 
     @property
     def ok(self) -> bool:
-        return self.read_error is None and self.parse_error is None and not self.problems
+        return self.read_error is None and self.unusable is None and self.parse_error is None and not self.problems
 
     @property
     def runtimes(self) -> Mapping[str, Any]:
@@ -88,8 +94,8 @@ def parse_daemon_json(text: str, path: str, path_source: str) -> DaemonConfig:
         # dockerd treats an empty file as "no settings" (moby config.getConflictFreeConfiguration).
         return DaemonConfig(path, path_source, exists=True, data={})
     try:
-        data = json.loads(text)
-    except ValueError as e:
+        data = load_json(text)
+    except ValueError as e:  # JSONDecodeError, ParseLimit ("nested deeper than 100 levels")
         return DaemonConfig(path, path_source, exists=True, parse_error=f"invalid JSON: {e}")
     if not isinstance(data, dict):
         return DaemonConfig(path, path_source, exists=True, parse_error=f"not a JSON object (a {type(data).__name__})")
@@ -151,5 +157,7 @@ def daemon_config_fact(ctx: FactContext) -> DaemonConfig:
     except FileNotFoundError:  # replays raise it too: OSError(ENOENT, …) constructs a FileNotFoundError
         return DaemonConfig(path, source, exists=False)
     except OSError as e:
-        return DaemonConfig(path, source, exists=True, read_error=f"{path}: {e.strerror or e}")
+        if e.errno in (errno.EACCES, errno.EPERM, errno.EFBIG):  # ours to lack, not dockerd's (it runs as root)
+            return DaemonConfig(path, source, exists=True, read_error=f"{path}: {e.strerror or e}")
+        return DaemonConfig(path, source, exists=True, unusable=f"{path}: {e.strerror or e}")
     return parse_daemon_json(text, path, source)

@@ -17,7 +17,6 @@ A replay checks the bundle's shape when it loads it (`ReplayHost.load`): a corru
 
 from __future__ import annotations
 
-import errno as errno_mod
 import json
 import os
 import shutil
@@ -28,6 +27,7 @@ import time
 from dataclasses import asdict, dataclass
 from typing import Any, Callable, Mapping, Sequence
 
+from .bounded import load_json, read_regular, resolve_in_root
 from .redact import redact
 
 BUNDLE_FORMAT = "gpudoctor.bundle/v1"
@@ -37,6 +37,7 @@ MAX_BUNDLE_BYTES = 64 << 20
 # Files under /proc and /sys are small; a "file" bigger than this is not what we expect to read,
 # and reading it whole could hang on a character device or blow up memory.
 DEFAULT_READ_LIMIT = 1 << 20
+# A bundle holds every answer of one run, probe outputs included: a few MiB.
 
 
 class HostCallError(Exception):
@@ -83,7 +84,8 @@ class CommandResult:
     rc: int
     stdout: str
     stderr: str
-    # Set when the command did not run to completion: "not-found", "timeout", "permission-denied", "oserror".
+    # Set when the command did not run to completion: "not-found", "timeout", "permission-denied", "oserror",
+    # "not-run" (a program in the --root tree: gpudoctor never executes those).
     failure: str | None = None
 
     @property
@@ -117,19 +119,17 @@ class Host:
         raise NotImplementedError
 
     # -- files --------------------------------------------------------------------------------
-    def path(self, path: str) -> str:
-        """The real path of a host path under this host's root."""
-        return os.path.join(self.root, path.lstrip("/")) if self.root != "/" else path
+    def path(self, path: str, follow: bool = True) -> str:
+        """The real path of a host path under this host's root, its symlinks resolved inside the
+        root (an absolute link in the tree names a host path, never one of this machine's)."""
+        return resolve_in_root(self.root, path, follow_last=follow) if self.root != "/" else path
 
     def read_text(self, path: str, limit: int = DEFAULT_READ_LIMIT) -> str:
         """The file's text (undecodable bytes replaced); raises OSError like open() would."""
 
         def produce() -> str:
-            with open(self.path(path), "rb") as f:
-                data = f.read(limit + 1)
-            if len(data) > limit:
-                raise OSError(errno_mod.EFBIG, f"larger than {limit} bytes", path)
-            return data.decode("utf-8", errors="replace")
+            # Regular files only, never blocking on a FIFO (gpudoctor/facts/bounded.py).
+            return read_regular(self.path(path), limit).decode("utf-8", errors="replace")
 
         return self._answer("read", [path], produce)
 
@@ -138,7 +138,7 @@ class Host:
 
     def stat(self, path: str, follow: bool = True) -> FileStat:
         def produce() -> dict[str, Any]:
-            st = os.stat(self.path(path), follow_symlinks=follow)
+            st = os.stat(self.path(path, follow), follow_symlinks=follow)
             is_dev = stat_mod.S_ISCHR(st.st_mode) or stat_mod.S_ISBLK(st.st_mode)
             return asdict(
                 FileStat(
@@ -163,7 +163,7 @@ class Host:
             return False
 
     def readlink(self, path: str) -> str:
-        return self._answer("readlink", [path], lambda: os.readlink(self.path(path)))
+        return self._answer("readlink", [path], lambda: os.readlink(self.path(path, follow=False)))
 
     # -- processes and environment ------------------------------------------------------------
     def getenv(self, name: str) -> str | None:
@@ -178,7 +178,10 @@ class Host:
                 if not d:
                     continue
                 candidate = os.path.join(d, name)
-                real = self.path(candidate)
+                try:
+                    real = self.path(candidate)
+                except OSError:  # a symlink loop in the tree
+                    continue
                 if os.path.isfile(real) and os.access(real, os.X_OK):
                     return candidate
             return None
@@ -191,7 +194,8 @@ class Host:
         def produce() -> dict[str, Any]:
             exe = argv[0]
             if self.root != "/" and exe.startswith("/"):
-                exe = self.path(exe)
+                # A program in the --root tree is the tree's, not ours to run (issue 14 item 8).
+                return _cmd(argv, 126, "", f"not run: {exe} is in the --root tree {self.root}", "not-run")
             elif self.root == "/" and not exe.startswith("/"):
                 exe = shutil.which(exe) or exe
             try:
@@ -447,7 +451,8 @@ def _load_json(path: str) -> Any:
     finally:
         os.close(fd)
     try:
-        return json.loads(b"".join(chunks).decode("utf-8"))
+        # Bounded nesting (facts/bounded.py): a deep bundle is "invalid", never a RecursionError.
+        return load_json(b"".join(chunks).decode("utf-8"))
     except UnicodeDecodeError as e:
         raise BundleError(f"{path} is not a bundle: not UTF-8 text (byte {e.start})") from None
     except ValueError as e:

@@ -9,6 +9,11 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 
+# DeviceRequest field → its HostConfig.DeviceRequests key; what to_api shows for a value not known statically.
+API_NAMES = {"driver": "Driver", "count": "Count", "device_ids": "DeviceIDs", "capabilities": "Capabilities", "options": "Options"}
+DECIDED_AT_RUN_TIME = "(decided at run time)"
+
+
 @dataclass(frozen=True)
 class DeviceRequest:
     """One `HostConfig.DeviceRequests` entry exactly as the client would send it.
@@ -35,13 +40,16 @@ class DeviceRequest:
                 return {k: plain(x) for k, x in v.items()}
             return v
 
-        return {
+        api = {
             "Driver": self.driver,
             "Count": self.count,
             "DeviceIDs": plain(self.device_ids),
             "Capabilities": plain(self.capabilities),
             "Options": plain(self.options),
         }
+        for name in self.unknown:  # what the snippet computes at run time is not ours to spell
+            api[API_NAMES[name]] = DECIDED_AT_RUN_TIME
+        return api
 
     @property
     def is_cdi(self) -> bool:

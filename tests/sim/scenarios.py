@@ -100,6 +100,20 @@ def _break_daemon_json(bed: SimBed) -> None:
     bed.dockerd.write_config('{\n    "runtimes": {\n        "nvidia": {"args": [], "path": "nvidia-container-runtime"}\n    },\n}\n')
 
 
+def _daemon_json_directory(bed: SimBed) -> None:
+    """`mkdir -p /etc/docker/daemon.json` (a config-management slip) while dockerd ran: it cannot restart."""
+    path = bed.dockerd.config_path
+    path.unlink()
+    path.mkdir()
+
+
+def _daemon_json_symlink_loop(bed: SimBed) -> None:
+    """daemon.json replaced by a symlink to itself while dockerd ran: open() fails with ELOOP at the next start."""
+    path = bed.dockerd.config_path
+    path.unlink()
+    path.symlink_to(path.name)
+
+
 ONE = SimHost.standard(1)
 TWO = SimHost.standard(2)
 FOUR = SimHost.standard(4)
@@ -208,6 +222,32 @@ SCENARIOS: tuple[Scenario, ...] = (
         None,
         after_start=_break_daemon_json,
         setup_name="break-daemon-json",
+    ),
+    Scenario(
+        "daemon-json-directory",
+        "#20 daemon-json-conflict-or-invalid",
+        "daemon.json became a directory while dockerd ran: the running daemon works, the next start fails",
+        ONE,
+        LEGACY,
+        NVIDIA_RUNTIME,
+        "docker.daemon-json",
+        "sudo mv /etc/docker/daemon.json /etc/docker/daemon.json.broken",
+        checks={"docker.daemon-json": ("fail", "is a directory")},
+        after_start=_daemon_json_directory,
+        setup_name="daemon-json-directory",
+    ),
+    Scenario(
+        "daemon-json-symlink-loop",
+        "#20 daemon-json-conflict-or-invalid",
+        "daemon.json became a symlink loop while dockerd ran: the next start fails (ELOOP)",
+        ONE,
+        LEGACY,
+        NVIDIA_RUNTIME,
+        "docker.daemon-json",
+        "sudo mv /etc/docker/daemon.json /etc/docker/daemon.json.broken",
+        checks={"docker.daemon-json": ("fail", "Too many levels of symbolic links")},
+        after_start=_daemon_json_symlink_loop,
+        setup_name="daemon-json-symlink-loop",
     ),
     Scenario(
         "cdi-mode-gpus-without-runtime",

@@ -30,6 +30,7 @@ from typing import Any, Sequence
 from tests.sim import smi
 from tests.sim.host import NVIDIA_MAJOR, NVIDIACTL_MINOR, SimHost
 from tests.sim.standin import CONFIG_TOML, LIB_DIR, MARKER, SIM_DIR
+from tests.support.dpkg import write_toolkit_packages
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TOOLKIT_BINARIES = (
@@ -213,6 +214,9 @@ def install_toolkit(root: Path, host: SimHost, spec: ToolkitSpec, real_runc: str
             _write(root / "usr/bin" / name, runtime_fast_path(python_side, real_runc), 0o755)
         else:
             _write(root / "usr/bin" / name, launcher(name), 0o755)
+    # The packages that installed them: gpudoctor reads a --root tree's toolkit versions from its
+    # dpkg database, never by running the tree's binaries.
+    write_toolkit_packages(root, {name: spec.version for name in spec.binaries})
     write_config_toml(root, spec.mode)
     _write(root / "sbin/ldconfig.real", f"#!/bin/sh\n# {MARKER}: stand-in for the host's ldconfig\nexit 0\n", 0o755)
     if spec.cdi:
@@ -227,6 +231,7 @@ def install_toolkit(root: Path, host: SimHost, spec: ToolkitSpec, real_runc: str
 def uninstall_toolkit(root: Path) -> None:
     for name in TOOLKIT_BINARIES:
         (root / "usr/bin" / name).unlink(missing_ok=True)
+    write_toolkit_packages(root, {})
     shutil.rmtree(root / "etc/nvidia-container-runtime", ignore_errors=True)
 
 

@@ -157,7 +157,7 @@ def write_dockerd_proc(
         except OSError:
             pass
     (d / "exe").symlink_to("/usr/sbin/dockerd")
-    stat_link = proc / "stat"
-    if not stat_link.exists():
-        stat_link.symlink_to("/proc/stat")  # btime: start times are real
+    # btime: start times are real. A copy, not a link to /proc/stat: under --root an absolute link
+    # names the tree's own path (gpudoctor resolves links inside the root), never this machine's.
+    (proc / "stat").write_text(Path("/proc/stat").read_text())
     return d
