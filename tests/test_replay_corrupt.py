@@ -157,7 +157,7 @@ CASES = {
     "truncated-file": (_file(REAL.read_text()[: len(REAL.read_text()) // 2]), r"bundle.json is not valid JSON: "),
     "not-json": (_file("NVRM version: 580.159.04\n"), r"bundle.json is not valid JSON: Expecting value: line 1"),
     "not-utf8": (_file(b'{"format": "\xff\xfe"}'), r"bundle.json is not a bundle: not UTF-8 text"),
-    "nested-too-deeply": (_file("[" * 200_000 + "]" * 200_000), r"its JSON is nested too deeply"),
+    "nested-too-deeply": (_file("[" * 200_000 + "]" * 200_000), r"not valid JSON: nested deeper than 100 levels"),
     "missing-file": (lambda tmp: tmp / "nope.json", r"cannot read bundle \S+/nope.json: No such file or directory"),
     "directory": (lambda tmp: tmp, r"cannot read bundle \S+: it is a directory, not a bundle file"),
     "fifo": (_fifo, r"cannot read bundle \S+/bundle.fifo: it is a FIFO \(named pipe\), not a bundle file"),
