@@ -241,10 +241,18 @@ def explain(
     root: RootOpt = "/",
     no_host: Annotated[bool, typer.Option("--no-host", help="Explain in general terms; read nothing from this host.")] = False,
     no_color: NoColorOpt = False,
+    run: Annotated[bool, typer.Option("--run", help="Also run the request's GPU part on this host in a hardened probe "
+                                      "and compare what the container saw with the host and with the prediction.")] = False,
+    image: ImageOpt = None,
+    command: Annotated[Optional[str], typer.Option("--command", help="With --run: the command to run (default: the probe script).")] = None,
 ) -> None:
     """Explain what a GPU request really asks Docker for, its pitfalls, and the correct spelling."""
     if fmt not in ("text", "json"):
         raise _fail(f"unknown format {fmt!r} (choose from text, json)", EXIT_USAGE)
+    if run and (replay or no_host):
+        raise _fail("--run needs this host's daemon: it cannot be combined with --replay or --no-host", EXIT_USAGE)
+    import shlex
+
     from .explain.command import explain_command
 
     code = explain_command(
@@ -256,6 +264,9 @@ def explain(
         root=root,
         use_host=not no_host,
         no_color=not _color_wanted(no_color, output),
+        run=run,
+        image=image,
+        command=shlex.split(command) if command else None,
     )
     raise typer.Exit(code)
 

@@ -123,6 +123,7 @@ def parse_run_args(args: Sequence[str], *, subcommand: str = "run", wrapper: str
     privileged = False
     image: str | None = None
     unknown_missing: list[str] = []
+    ignored: list[str] = []  # options that are not about devices or the runtime (explain --run leaves them out)
 
     def take(flag: str, inline: str | None, i: int) -> tuple[str | None, int]:
         if inline is not None:
@@ -144,6 +145,8 @@ def parse_run_args(args: Sequence[str], *, subcommand: str = "run", wrapper: str
             if name in BOOL_LONG:
                 if name == "privileged":
                     privileged = (value_inline or "true").lower() not in ("false", "0")
+                else:
+                    ignored.append(a)
                 i += 1
                 continue
             value, i = take(a, value_inline, i)
@@ -159,6 +162,8 @@ def parse_run_args(args: Sequence[str], *, subcommand: str = "run", wrapper: str
                 env_files.append(value)
             elif name == "device":
                 devices.append(value)
+            else:
+                ignored.append(f"--{name} {value}")
             continue
         if a.startswith("-") and len(a) > 1:
             j = 1
@@ -166,6 +171,7 @@ def parse_run_args(args: Sequence[str], *, subcommand: str = "run", wrapper: str
             while j < len(a):
                 ch = a[j]
                 if ch in BOOL_SHORT:
+                    ignored.append(f"-{ch}")
                     j += 1
                     continue
                 rest = a[j + 1 :]
@@ -175,11 +181,15 @@ def parse_run_args(args: Sequence[str], *, subcommand: str = "run", wrapper: str
                 consumed = True
                 if value is not None and ch == "e":
                     _add_env(value, env, env_from_caller)
+                elif value is not None:
+                    ignored.append(f"-{ch} {value}")
                 break
             if not consumed:
                 i += 1
             continue
         image = a
+        if args[i + 1:]:
+            ignored.append("the container's command: " + " ".join(args[i + 1:]))
         break
 
     parses: list[GpusParse] = [parse_gpus_value(v) for v in gpus_values]
@@ -209,6 +219,9 @@ def parse_run_args(args: Sequence[str], *, subcommand: str = "run", wrapper: str
             "wrapper": wrapper,
             "subcommand": subcommand,
             "missing_values": tuple(unknown_missing),
+            "ignored_options": tuple(ignored) + tuple(
+                f"--device {d} (raw device nodes are not reproduced; request GPUs with --gpus or CDI names)"
+                for d in devices if not CDI_NAME.match(d)),
         },
     )
 

@@ -30,6 +30,10 @@ def explain_command(
     root: str,
     use_host: bool,
     no_color: bool,
+    run: bool = False,
+    image: str | None = None,
+    command: Sequence[str] | None = None,
+    timeout_s: float = 60.0,
 ) -> int:
     from .model import ExplainInputError
     from .render import InputProblem, to_json, to_text
@@ -57,11 +61,26 @@ def explain_command(
                 items.extend(explain_one(text, kind=k, argv=argv, host_view=host_view))
 
     code = max((_exit(i) for i in items), default=EXIT_BAD_INPUT)
+    runs: list[Any] = []
+    if run and code != EXIT_BAD_INPUT:
+        runs = _run_all(items, root, image=image, command=command, timeout_s=timeout_s)
+        code = max([code, *(r.exit_code for r in runs)]) if runs else code
     if fmt == "json":
         rendered = to_json(items, code)
+        if run:
+            import json
+
+            data = json.loads(rendered)
+            data["runs"] = [r.to_dict() for r in runs]
+            rendered = json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     else:
         # The CLI decides about colour (NO_COLOR, a TTY, --output); a file never gets escape codes.
         rendered = to_text(items, color=not no_color and output is None)
+        if run:
+            from .run import render_text
+
+            rendered += "\n" + (render_text(runs) if runs else
+                                "run: nothing to run (no GPU request was read, or no Docker daemon answers)\n")
     if output:
         with open(output, "w", encoding="utf-8") as f:
             f.write(rendered)
@@ -69,6 +88,63 @@ def explain_command(
         sys.stdout.write(rendered)
         sys.stdout.flush()
     return code
+
+
+def _run_all(items: Sequence[Any], root: str, *, image: str | None, command: Sequence[str] | None,
+             timeout_s: float) -> list[Any]:
+    """`--run`: each explained request reproduced on this host's daemon (explain/run.py)."""
+    from ..facts.host import LiveHost
+    from ..facts.registry import gather
+    from ..gpu_requests.request import host_gpus
+    from ..gpu_requests.stack import stack_from_facts
+    from .model import Explanation
+    from .run import RunPlan, RunResult, run
+
+    explained = [i for i in items if isinstance(i, Explanation) and i.request is not None]
+    if not explained:
+        return []
+    v = gather(LiveHost(root), ["nvml", "docker", "dockerd_process", "toolkit", "cdi"]).values
+    stack = stack_from_facts(v.get("docker"), v.get("dockerd_process"), v.get("toolkit"), v.get("cdi"))
+    gpus = host_gpus(v.get("nvml"))  # () on a host without NVML: every GPU the request names is then missing
+    if stack.engine is None:
+        return [RunResult(e.request.label, image or "", RunPlan(None), None, None,
+                          problem="no Docker daemon answers on this host: nothing can be run")
+                for e in explained]
+    chosen, why = _probe_image(image)
+    if why:
+        return [RunResult(e.request.label, chosen, RunPlan(None), None, None, problem=why) for e in explained]
+    env = _image_env(chosen)
+    return [run(e.request, gpus=gpus, stack=stack, image=chosen, image_env=env, command=command,
+                timeout_s=timeout_s) for e in explained]
+
+
+def _probe_image(image: str | None) -> tuple[str, str | None]:
+    """The image to run in: the user's (--image), else a CUDA base image already on the daemon; never pulled."""
+    from ..facts.probes import CUDA_REPOSITORY, default_image
+    from ..probes import runner
+
+    if not image:
+        try:
+            image = default_image(None, runner.local_images(CUDA_REPOSITORY))
+        except Exception as e:
+            return "", f"cannot list the daemon's images: {e}"
+    try:
+        info = runner.ensure_image(image, False)
+    except Exception as e:
+        return image, f"cannot inspect {image}: {e}"
+    if not info.get("present"):
+        return image, f"the image {image} is not on this host (explain --run never pulls): pass --image IMAGE"
+    return image, None
+
+
+def _image_env(image: str) -> dict[str, str]:
+    from ..probes import runner
+
+    try:
+        env = runner.ensure_image(image, False).get("env") or []
+    except Exception:
+        return {}
+    return dict(e.split("=", 1) for e in env if "=" in e)
 
 
 def _normalize_kind(kind: str | None) -> str | None:

@@ -199,8 +199,9 @@ def run_probe(
         )
         created = api.create_container(
             image,
-            entrypoint=["sh", "-c", probe_script()],
-            command=[],
+            # The probe script, or the user's own command (explain --run --command): never both.
+            entrypoint=None if create_args.get("command") else ["sh", "-c", probe_script()],
+            command=list(create_args.get("command") or []),
             environment=list(create_args.get("environment") or []),
             labels={LABEL: "1", OWNER_LABEL: _owner(), FORM_LABEL: form_id},
             host_config=host_config,
