@@ -70,6 +70,24 @@ class Engine:
             return "failed to discover GPU vendor from CDI: no known GPU vendor found"
         return 'could not select device driver "" with capabilities: [[gpu]]'
 
+    def hook_error(self, stderr: str) -> str:
+        """The daemon's answer when the OCI prestart hook (the NVIDIA hook `--gpus` adds) exits 1 with `stderr`:
+        the envelope runc and containerd wrap it in (20.10: containerd 1.6 + Debian's runc 1.1; 29.7.2:
+        containerd 2.3 + runc 1.4, both seen here)."""
+        if self.at_least(29):
+            return ("failed to create task for container: failed to create shim task: OCI runtime create failed: runc create"
+                    " failed: unable to start container process: error during container init: error running prestart hook #0:"
+                    f" exit status 1, stdout: , stderr: {stderr}")
+        return ("failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process:"
+                f" error during container init: error running hook #0: error running hook: exit status 1, stdout: , stderr: {stderr}"
+                ": unknown")
+
+    def runtime_error(self, message: str) -> str:
+        """The daemon's answer when the OCI runtime itself (nvidia-container-runtime) fails `create` with `message`."""
+        if self.at_least(29):
+            return f"failed to create task for container: failed to create shim task: OCI runtime create failed: {message}"
+        return f"failed to create shim task: OCI runtime create failed: {message}: unknown"
+
     def unknown_runtime_error(self, name: str) -> str:
         """`--runtime=<name>` that the daemon has not registered (the wording changed in moby 23.0)."""
         if self.at_least(23):
