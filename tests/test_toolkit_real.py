@@ -30,9 +30,14 @@ IMAGE = "probe:busybox"
 # Lists the GPU nodes, then whatever the spec's mounts and the real nvidia-cdi-hook left in the container.
 LIST = "ls -ln /dev/nvidia* 2>/dev/null; echo @@; for f in $LINKS; do echo \"$f -> $(readlink $f)\"; done; echo @@; " \
        "for f in $MOUNTS; do [ -f $f ] && echo $f; done; echo @@; env | grep ^NVIDIA_ | sort"
+# What the real hook and runtime print; the engine wraps it in its envelope (Engine.hook_error / runtime_error).
 HOOK_IN_CDI_MODE = (
     "Using requested mode 'cdi'\ninvoking the NVIDIA Container Runtime Hook directly (e.g. specifying the docker --gpus"
     " flag) is not supported. Please use the NVIDIA Container Runtime (e.g. specify the --runtime=nvidia flag) instead"
+)
+UNRESOLVABLE = (
+    "could not apply required modification to OCI specification: error modifying OCI spec: failed to inject CDI devices:"
+    " unresolvable CDI devices "
 )
 
 
@@ -144,7 +149,7 @@ def test_gpus_without_the_runtime(stack) -> None:
         assert_gets_the_spec(host, out)
     else:
         assert out.returncode == 125
-        assert HOOK_IN_CDI_MODE in error(out), error(out)
+        assert error(out) == d.engine.hook_error(HOOK_IN_CDI_MODE)
 
 
 def test_gpus_count_beyond_the_spec_goes_to_the_legacy_hook(stack) -> None:
@@ -153,14 +158,14 @@ def test_gpus_count_beyond_the_spec_goes_to_the_legacy_hook(stack) -> None:
     host, d = stack
     out = run(host, d, "--gpus", "2")
     assert out.returncode == 125 and nodes(out.stdout) == {}
-    assert HOOK_IN_CDI_MODE in error(out), error(out)
+    assert error(out) == d.engine.hook_error(HOOK_IN_CDI_MODE)
 
 
 def test_runtime_nvidia_with_an_index_the_spec_lacks(stack) -> None:
     host, d = stack
     out = run(host, d, "--runtime=nvidia", "-e", "NVIDIA_VISIBLE_DEVICES=1")
     assert out.returncode == 125
-    assert "failed to inject CDI devices: unresolvable CDI devices nvidia.com/gpu=1" in error(out)
+    assert error(out) == d.engine.runtime_error(UNRESOLVABLE + "nvidia.com/gpu=1"), host.log_tail()
 
 
 # -- no spec --------------------------------------------------------------------------------------------
@@ -168,8 +173,7 @@ def test_missing_spec_is_unresolvable_for_the_runtime(stack_without_spec) -> Non
     host, d = stack_without_spec
     out = run(host, d, "--runtime=nvidia", "-e", "NVIDIA_VISIBLE_DEVICES=all")
     assert out.returncode == 125
-    assert "could not apply required modification to OCI specification: error modifying OCI spec: failed to inject " \
-           "CDI devices: unresolvable CDI devices nvidia.com/gpu=all" in error(out), error(out)
+    assert error(out) == d.engine.runtime_error(UNRESOLVABLE + "nvidia.com/gpu=all"), host.log_tail()
 
 
 def test_missing_spec_with_cdi_device_flag_and_gpus(stack_without_spec) -> None:
@@ -182,7 +186,7 @@ def test_missing_spec_with_cdi_device_flag_and_gpus(stack_without_spec) -> None:
         assert error(device) == "CDI device injection failed: unresolvable CDI devices nvidia.com/gpu=all"
     else:
         assert error(device) == 'could not select device driver "cdi" with capabilities: []'
-    assert HOOK_IN_CDI_MODE in error(gpus), error(gpus)
+    assert error(gpus) == d.engine.hook_error(HOOK_IN_CDI_MODE)
 
 
 # -- what gpudoctor reads from this stack -----------------------------------------------------------------
