@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
-from tests.support.engines import Engine, engines, system_engine
+from tests.support.engines import Engine, engines, find_docker_cli, find_dockerd, system_engine
 
 BASE_CONFIG: dict[str, Any] = {"iptables": False, "bridge": "none"}
 
@@ -57,26 +57,6 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 class DockerdError(RuntimeError):
     """The private daemon did not start (or stop); the message carries the tail of its log."""
-
-
-def find_dockerd() -> str | None:
-    found = shutil.which("dockerd")
-    if found:
-        return found
-    for candidate in ("/usr/sbin/dockerd", "/usr/bin/dockerd", "/usr/local/bin/dockerd"):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-def find_docker_cli() -> str | None:
-    found = shutil.which("docker")
-    if found:
-        return found
-    for candidate in ("/usr/bin/docker", "/usr/local/bin/docker"):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return None
 
 
 def find_busybox() -> str | None:

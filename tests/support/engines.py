@@ -12,8 +12,9 @@ Each engine is a test id `docker<major>` (`docker20`, `docker29`). An engine maj
 cover (`WANTED_MAJORS`) but that this machine lacks still gets its id, and its variants skip with the
 reason; a listed dir without a working dockerd fails its variants instead (CI lost its engine).
 
-A listed engine's bin dir goes first on its private dockerd's PATH, so that dockerd starts that
-engine's containerd and shim and runs containers with that engine's runc, never the system's.
+A listed engine's bin dir goes on its private dockerd's PATH ahead of the system dirs (after a test's
+own dirs), so that dockerd starts that engine's containerd and shim and runs containers with that
+engine's runc, never the system's.
 """
 
 from __future__ import annotations
@@ -105,18 +106,14 @@ def dockerd_version(dockerd: str) -> tuple[int, ...] | None:
     return tuple(int(x) for x in m.groups()) if m else None
 
 
-def _system_dockerd() -> str | None:
-    found = shutil.which("dockerd")
-    if found:
-        return found
-    return next((p for p in SYSTEM_DOCKERD_PATHS if os.access(p, os.X_OK)), None)
+def find_dockerd() -> str | None:
+    """The system's dockerd: on PATH, else where Debian and Docker's packages put it."""
+    return shutil.which("dockerd") or next((p for p in SYSTEM_DOCKERD_PATHS if os.access(p, os.X_OK)), None)
 
 
-def _system_cli() -> str | None:
-    found = shutil.which("docker")
-    if found:
-        return found
-    return next((p for p in SYSTEM_CLI_PATHS if os.access(p, os.X_OK)), None)
+def find_docker_cli() -> str | None:
+    """The docker CLI on PATH, else where the packages put it."""
+    return shutil.which("docker") or next((p for p in SYSTEM_CLI_PATHS if os.access(p, os.X_OK)), None)
 
 
 def _listed_engine(bin_dir: str) -> Engine:
@@ -132,17 +129,17 @@ def _listed_engine(bin_dir: str) -> Engine:
         return Engine(f"docker{version[0]}", dockerd, bin_dir, version=version,
                       broken=f"{bin_dir} lacks {', '.join(missing)} (a static engine ships them beside dockerd)")
     cli = os.path.join(bin_dir, "docker")
-    return Engine(f"docker{version[0]}", dockerd, bin_dir, cli if os.access(cli, os.X_OK) else _system_cli(), version)
+    return Engine(f"docker{version[0]}", dockerd, bin_dir, cli if os.access(cli, os.X_OK) else find_docker_cli(), version)
 
 
 @functools.lru_cache(maxsize=None)
 def engines() -> tuple[Engine, ...]:
     """The system engine, each listed one, and a skipped stand-in for each wanted major not found."""
     found: list[Engine] = []
-    system = _system_dockerd()
+    system = find_dockerd()
     version = dockerd_version(system) if system else None
     if system and version:
-        found.append(Engine(f"docker{version[0]}", system, None, _system_cli(), version))
+        found.append(Engine(f"docker{version[0]}", system, None, find_docker_cli(), version))
     else:
         found.append(Engine("docker-system", unavailable="no dockerd binary installed (Debian: apt-get install docker.io)"))
     seen = {os.path.realpath(system)} if system else set()
