@@ -71,7 +71,7 @@ def test_missing_context_and_stale_socket(monkeypatch, tmp_path):
 
 
 def test_harness_leaves_no_process_mount_or_dir(dockerd_factory):
-    d = PrivateDockerd(None, {})
+    d = PrivateDockerd(None, {}, engine=dockerd_factory.engine)
     d.start()
     d.import_busybox()
     assert d.docker("run", "-d", "probe:busybox", "sleep", "300").returncode == 0

@@ -27,7 +27,6 @@ from tests.support.dockerd import DockerdError
 pytestmark = pytest.mark.docker
 
 FACTS = ["docker", "dockerd_process", "daemon_config"]
-COULD_NOT_SELECT = 'could not select device driver "" with capabilities: [[gpu]]'
 
 
 @pytest.fixture(autouse=True)
@@ -91,7 +90,7 @@ def test_runtimes_default_runtime_and_drift(dockerd_factory, monkeypatch, tmp_pa
         assert "runtime 'nvidia-cdi' is in the file but not in the daemon" in r.summary and "default runtime" in r.summary
         assert r.fix.commands == ("sudo systemctl restart docker",)
         # The daemon really does not know it yet.
-        assert "Unknown runtime specified nvidia-cdi" in d.docker("create", "--runtime=nvidia-cdi", "probe:none").stderr
+        assert d.engine.unknown_runtime_error("nvidia-cdi") in d.docker("create", "--runtime=nvidia-cdi", "probe:none").stderr
 
         d.restart()
         f = facts_for(d, monkeypatch)
@@ -149,14 +148,15 @@ def test_gpu_driver_depends_on_dockerd_path_at_start(dockerd_factory, monkeypatc
         assert sighting.path == str(hook)
         r = docker_checks.gpu_driver.fn(docker=f["docker"], dockerd_process=f["dockerd_process"], toolkit=installed_toolkit(str(hook)))
         assert r.status is Status.PASS
-        # Real behaviour: this daemon registered the nvidia driver, so the error is not "could not select".
-        assert COULD_NOT_SELECT not in d.docker("run", "--rm", "--gpus", "all", "probe:busybox", "true").stderr
+        # Real behaviour: this daemon registered the nvidia driver, so `--gpus` does not get the no-driver error.
+        no_driver = dockerd_factory.engine.no_gpu_driver_error
+        assert no_driver not in d.docker("run", "--rm", "--gpus", "all", "probe:busybox", "true").stderr
 
         f2 = facts_for(d2, monkeypatch)
         r = docker_checks.gpu_driver.fn(docker=f2["docker"], dockerd_process=f2["dockerd_process"], toolkit=installed_toolkit(str(late_hook)))
         assert r.status is Status.FAIL and "installed after dockerd" in r.summary
         assert r.fix.commands == ("sudo systemctl restart docker",)
-        assert COULD_NOT_SELECT in d2.docker("run", "--rm", "--gpus", "all", "probe:busybox", "true").stderr
+        assert no_driver in d2.docker("run", "--rm", "--gpus", "all", "probe:busybox", "true").stderr
 
         # A dockerd whose PATH lacks the hook entirely.
         f3 = facts_for(dockerd_factory.shared({}), monkeypatch)

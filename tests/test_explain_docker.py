@@ -4,22 +4,17 @@ For every --gpus value the real CLI must produce exactly the DeviceRequest we pr
 with `docker inspect`), or reject it with exactly our error text. SDK-shaped requests are sent
 with the Docker SDK and the daemon's errors compared with ours. Marked `docker`: needs root, a
 `dockerd` binary, a docker CLI and Debian's static busybox; the daemon is private (own socket,
-data-root, exec-root, containerd namespace in a temp dir) and is stopped and removed at the end.
+data-root, exec-root, containerd namespace in a temp dir, tests/support/dockerd.py) and is stopped and
+removed at the end. Each test runs once per engine (`docker20`: Debian's; `docker29`: the one
+GPUDOCTOR_TEST_ENGINE_DIRS names) and, where it says so, once per docker CLI.
 """
 
 from __future__ import annotations
 
-import io
 import json
 import os
 import re
-import shutil
-import signal
 import subprocess
-import tarfile
-import tempfile
-import time
-from pathlib import Path
 from typing import Iterator
 
 import pytest
@@ -27,121 +22,47 @@ import pytest
 from gpudoctor.explain.analysis import E_BOTH, analyze, could_not_select
 from gpudoctor.explain.gpus_flag import parse_gpus_value
 from gpudoctor.explain.sdk import parse_sdk
+from tests.support.dockerd import DockerdFactory, PrivateDockerd, find_busybox
+from tests.support.engines import engines
 
 pytestmark = pytest.mark.docker
 
 IMAGE = "probe:busybox"
-CLIS = [p for p in ("/usr/local/bin/docker", "/usr/bin/docker") if os.access(p, os.X_OK)]
-
-
-def _dockerd() -> str | None:
-    return shutil.which("dockerd") or next((p for p in ("/usr/sbin/dockerd", "/usr/bin/dockerd") if os.access(p, os.X_OK)), None)
-
-
-def _busybox() -> str | None:
-    return next((p for p in ("/bin/busybox", "/usr/bin/busybox") if os.access(p, os.X_OK)), None)
-
-
-class TinyDockerd:
-    """A private dockerd of our own: {"iptables": false, "bridge": "none"}, everything under one temp dir."""
-
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="gpd-explain-", dir="/tmp"))
-        self.sock = self.dir / "d.sock"
-        self.ns = "gpdx-" + self.dir.name[-8:]
-        (self.dir / "daemon.json").write_text(json.dumps({"iptables": False, "bridge": "none"}))
-        self.log = open(self.dir / "dockerd.log", "wb")
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
-        env["PATH"] = env.get("PATH", "") + ":/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-        self.proc = subprocess.Popen(
-            [_dockerd() or "dockerd", "--config-file", str(self.dir / "daemon.json"), "--data-root", str(self.dir / "data"),
-             "--exec-root", str(self.dir / "exec"), "--pidfile", str(self.dir / "d.pid"), "-H", f"unix://{self.sock}",
-             "--containerd-namespace", self.ns, "--containerd-plugins-namespace", self.ns + "-p"],
-            stdout=self.log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
-        deadline = time.monotonic() + 40
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError("dockerd exited: " + (self.dir / "dockerd.log").read_text(errors="replace")[-2000:])
-            if self.sock.exists() and self.cli(CLIS[0], "version").returncode == 0:
-                return
-            time.sleep(0.1)
-        raise RuntimeError("dockerd did not come up")
-
-    def cli(self, cli: str, *args: str, input: bytes | None = None) -> subprocess.CompletedProcess[str]:
-        env = {k: v for k, v in os.environ.items() if not k.startswith("DOCKER_")}
-        env["DOCKER_CONFIG"] = str(self.dir / "cli")
-        p = subprocess.run([cli, "-H", f"unix://{self.sock}", *args], input=input, capture_output=True, timeout=60, env=env)
-        return subprocess.CompletedProcess(p.args, p.returncode, p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace"))
-
-    def import_busybox(self) -> None:
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            for d in ("bin", "dev", "proc", "sys", "etc"):
-                info = tarfile.TarInfo(d)
-                info.type, info.mode = tarfile.DIRTYPE, 0o755
-                tar.addfile(info)
-            tar.add(os.path.realpath(_busybox() or "/bin/busybox"), arcname="bin/busybox")
-            for applet in ("sh", "true"):
-                link = tarfile.TarInfo(f"bin/{applet}")
-                link.type, link.linkname = tarfile.SYMTYPE, "busybox"
-                tar.addfile(link)
-        r = self.cli(CLIS[0], "import", "-", IMAGE, input=buf.getvalue())
-        assert r.returncode == 0, r.stderr
-
-    def close(self) -> None:
-        try:
-            ids = self.cli(CLIS[0], "ps", "-aq").stdout.split()
-            if ids:
-                self.cli(CLIS[0], "rm", "-f", *ids)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.send_signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(20)
-                except subprocess.TimeoutExpired:
-                    self.proc.kill()
-                    self.proc.wait(10)
-            self.log.close()
-            # dockerd's own containerd (if it started one) names our exec-root: stop it by pid.
-            for pid in [int(p) for p in os.listdir("/proc") if p.isdigit()]:
-                try:
-                    cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
-                except OSError:
-                    continue
-                if str(self.dir).encode() in cmd and pid != os.getpid():
-                    try:
-                        os.kill(pid, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-            with open("/proc/self/mounts") as f:
-                points = [ln.split()[1] for ln in f if ln.split()[1].startswith(str(self.dir))]
-            for m in sorted(points, key=len, reverse=True):
-                subprocess.run(["umount", "-l", m], capture_output=True)
-            shutil.rmtree(self.dir, ignore_errors=True)
-
-
-@pytest.fixture(scope="module")
-def daemon() -> Iterator[TinyDockerd]:
-    if _dockerd() is None:
-        pytest.skip("no dockerd binary installed")
-    if not CLIS:
-        pytest.skip("no docker CLI installed")
-    if os.geteuid() != 0:
-        pytest.skip("a private dockerd needs root")
-    if _busybox() is None:
-        pytest.skip("no static busybox (apt-get install busybox-static)")
-    d = TinyDockerd()
-    try:
-        d.import_busybox()
-        yield d
-    finally:
-        d.close()
 
 
 def _cli_version(cli: str) -> tuple[int, ...]:
     out = subprocess.run([cli, "--version"], capture_output=True, text=True).stdout
     m = re.search(r"(\d+)\.(\d+)\.(\d+)", out)
     return tuple(int(x) for x in m.groups()) if m else (0,)
+
+
+def _clis() -> dict[str, str]:
+    """Every docker CLI at hand, one per version (id `cli20.10.24` → path): the system's and each engine's own."""
+    found: dict[str, str] = {}
+    candidates = [p for p in ("/usr/local/bin/docker", "/usr/bin/docker") if os.access(p, os.X_OK)]
+    candidates += [e.cli for e in engines() if e.cli and e.bin_dir]
+    for path in candidates:
+        found.setdefault("cli" + ".".join(map(str, _cli_version(path))), path)
+    return found
+
+
+CLI_BY_ID = _clis()
+CLIS = list(CLI_BY_ID.values())
+
+
+@pytest.fixture(scope="module")
+def daemon(dockerd_factory: DockerdFactory) -> Iterator[PrivateDockerd]:
+    """A private dockerd of the variant's engine ({"iptables": false, "bridge": "none"}) with the busybox image."""
+    if not CLIS:
+        pytest.skip("no docker CLI installed")
+    if find_busybox() is None:
+        pytest.skip("no static busybox (apt-get install busybox-static)")
+    d = dockerd_factory.private({})
+    try:
+        d.import_busybox(IMAGE)
+        yield d
+    finally:
+        d.close()
 
 
 GPUS_VALUES = [
@@ -157,12 +78,12 @@ GPUS_VALUES = [
 ]
 
 
-@pytest.mark.parametrize("cli", CLIS)
-def test_gpus_parse_matches_real_cli(daemon: TinyDockerd, cli: str) -> None:
+@pytest.mark.parametrize("cli", CLIS, ids=list(CLI_BY_ID))
+def test_gpus_parse_matches_real_cli(daemon: PrivateDockerd, cli: str) -> None:
     legacy = _cli_version(cli) < (28, 0, 2)
     for value in GPUS_VALUES:
         ours = parse_gpus_value(value)
-        r = daemon.cli(cli, "create", "--gpus", value, IMAGE, "true")
+        r = daemon.docker("create", "--gpus", value, IMAGE, "true", cli=cli)
         if ours.rejection is not None:
             assert r.returncode == 125, (value, r.stdout, r.stderr)
             first = r.stderr.strip().splitlines()[0]
@@ -170,11 +91,11 @@ def test_gpus_parse_matches_real_cli(daemon: TinyDockerd, cli: str) -> None:
             continue
         assert r.returncode == 0, (value, r.stderr)
         cid = r.stdout.strip()
-        got = json.loads(daemon.cli(cli, "inspect", "--format", "{{json .HostConfig.DeviceRequests}}", cid).stdout)
+        got = json.loads(daemon.docker("inspect", "--format", "{{json .HostConfig.DeviceRequests}}", cid, cli=cli).stdout)
         assert got == [ours.request.to_api()], (value, got)
 
 
-def test_cdi_device_flag_becomes_cdi_request(daemon: TinyDockerd) -> None:
+def test_cdi_device_flag_becomes_cdi_request(daemon: PrivateDockerd) -> None:
     """docker/cli >= 25 sends --device vendor/class=name as DeviceRequest{Driver:"cdi"}; a 20.10 daemon then refuses it."""
     from gpudoctor.explain.cmdline import parse_cmdline
 
@@ -182,24 +103,29 @@ def test_cdi_device_flag_becomes_cdi_request(daemon: TinyDockerd) -> None:
     if not modern:
         pytest.skip("no docker CLI >= 25")
     req = parse_cmdline("docker create --device nvidia.com/gpu=all probe:busybox true")[0]
-    r = daemon.cli(modern[0], "create", "--device", "nvidia.com/gpu=all", IMAGE, "true")
+    r = daemon.docker("create", "--device", "nvidia.com/gpu=all", IMAGE, "true", cli=modern[0])
     assert r.returncode == 0, r.stderr
-    got = json.loads(daemon.cli(modern[0], "inspect", "--format", "{{json .HostConfig.DeviceRequests}}", r.stdout.strip()).stdout)
+    got = json.loads(daemon.docker("inspect", "--format", "{{json .HostConfig.DeviceRequests}}", r.stdout.strip(), cli=modern[0]).stdout)
     assert [{k: v for k, v in g.items() if k in ("Driver", "DeviceIDs")} for g in got] == [
         {"Driver": d.driver, "DeviceIDs": list(d.device_ids or ())} for d in req.device_requests
     ]
-    start = daemon.cli(modern[0], "start", r.stdout.strip())
-    server = daemon.cli(modern[0], "version", "--format", "{{.Server.Version}}").stdout
-    if server.startswith("20."):  # no CDI before 25.0: our requirement text is the daemon's answer
-        expl = analyze(req, None, "x")
-        texts = [e.text for q in expl.requirements for e in q.errors]
-        assert any(t in start.stderr for t in texts), start.stderr
+    start = daemon.docker("start", r.stdout.strip(), cli=modern[0])
+    assert start.returncode != 0
+    # 20.10 has no CDI (could not select device driver "cdi"); 29.7 has CDI but no spec for the name
+    # (unresolvable CDI devices): either way one of explain's requirement texts is the daemon's answer.
+    expl = analyze(req, None, "x")
+    texts = [e.text for q in expl.requirements for e in q.errors]
+    assert any(t in start.stderr for t in texts), (start.stderr, texts)
 
 
-def _sdk_client(daemon: TinyDockerd):  # type: ignore[no-untyped-def]
+def _sdk_client(daemon: PrivateDockerd):  # type: ignore[no-untyped-def]
     import docker
 
-    return docker.APIClient(base_url=f"unix://{daemon.sock}", version="auto", timeout=30)
+    return docker.APIClient(base_url=f"unix://{daemon.socket}", version="auto", timeout=30)
+
+
+# Pitfalls whose daemon answer is a Go encoding/json type error (HTTP 400 at create).
+JSON_TYPE_PITFALLS = ("request.capabilities-flat", "request.device-ids-not-strings")
 
 
 @pytest.mark.parametrize(
@@ -212,9 +138,17 @@ def _sdk_client(daemon: TinyDockerd):  # type: ignore[no-untyped-def]
         ('DeviceRequest(driver="cdi", device_ids=["nvidia.com/gpu=all"])', None),
     ],
 )
-def test_sdk_errors_match_real_daemon(daemon: TinyDockerd, snippet: str, pitfall_id: str | None) -> None:
+def test_sdk_errors_match_real_daemon(
+    daemon: PrivateDockerd, snippet: str, pitfall_id: str | None, request: pytest.FixtureRequest
+) -> None:
     """Send what the snippet builds with the real SDK; the daemon's message is the one we quote."""
     import docker
+
+    if pitfall_id in JSON_TYPE_PITFALLS and daemon.engine.at_least(29):
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "product bug: explain quotes only Docker 20.10's JSON type error (`json: cannot unmarshal … into Go struct "
+            "field DeviceRequest.HostConfig.DeviceRequests.… of type …`); 29.7 answers `invalid JSON: json: cannot "
+            "unmarshal … into .HostConfig.DeviceRequests.0.… of type …`")))
 
     req = parse_sdk(snippet)
     expl = analyze(req, None, snippet)
@@ -241,14 +175,18 @@ def test_sdk_errors_match_real_daemon(daemon: TinyDockerd, snippet: str, pitfall
     assert any(t == msg for t in texts), (msg, texts)
 
 
-def test_count_and_device_ids_reaches_daemon_unchanged(daemon: TinyDockerd) -> None:
-    """`--gpus device=0,1` really sends Count 1 + DeviceIDs ["0"]; with no NVIDIA driver the daemon says "could not select"."""
-    r = daemon.cli(CLIS[0], "create", "--gpus", "device=0,1", IMAGE, "true")
+def test_count_and_device_ids_reaches_daemon_unchanged(daemon: PrivateDockerd) -> None:
+    """`--gpus device=0,1` really sends Count 1 + DeviceIDs ["0"]; with no NVIDIA driver the daemon refuses it with
+    its no-driver error (20.10: "could not select"; 29.7: no GPU vendor in CDI), which explain names."""
+    r = daemon.docker("create", "--gpus", "device=0,1", IMAGE, "true", cli=CLIS[0])
     cid = r.stdout.strip()
-    start = daemon.cli(CLIS[0], "start", cid)
+    start = daemon.docker("start", cid, cli=CLIS[0])
     assert start.returncode != 0
-    assert could_not_select("", [["gpu"]]) in start.stderr
+    assert daemon.engine.no_gpu_driver_error in start.stderr
+    if not daemon.engine.at_least(29):
+        assert could_not_select("", [["gpu"]]) in start.stderr
     expl = analyze(parse_gpus_request("device=0,1"), None, "device=0,1")
+    assert any(e.text in start.stderr for q in expl.requirements for e in q.errors)
     assert any(e.text == E_BOTH for p in expl.pitfalls for e in p.errors)
 
 

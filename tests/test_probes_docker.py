@@ -59,22 +59,26 @@ def test_baseline_probe_runs_and_sees_no_gpu(docker_host):
     assert j.verdict == WORKS and j.seen == "no GPU"
 
 
-def test_gpus_all_without_toolkit_fails_at_start_and_leaves_nothing(docker_host):
+def test_gpus_all_without_toolkit_fails_at_start_and_leaves_nothing(docker_host, request):
     spec = _spec("gpus-all")
     out = runner.run_probe(spec.key, spec.form_id, "probe:busybox", spec.create_args(), timeout_s=30)
     assert not out["ok"] and out["phase"] == "start"
-    assert 'could not select device driver "" with capabilities: [[gpu]]' in out["error"]
-    j = judge(spec, out, GPUS)
-    assert j.verdict == FAILS and j.cause.layer_check == "toolkit.installed"
+    assert docker_host.engine.no_gpu_driver_error in out["error"]
     # the container was created, start failed: it must still be gone (checked by the fixture too)
     assert runner._LIVE == set()
+    if docker_host.engine.at_least(29):  # what the daemon did is checked above; gpudoctor's reading of it:
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "product bug: probes/errors.py does not recognise Docker 29's no-driver refusal `failed to discover GPU "
+            "vendor from CDI: no known GPU vendor found`: the cause is 'unrecognised' (no layer), not toolkit.installed")))
+    j = judge(spec, out, GPUS)
+    assert j.verdict == FAILS and j.cause.layer_check == "toolkit.installed"
 
 
 def test_unknown_runtime_fails_at_create(docker_host):
     spec = _spec("sdk-runtime-nvidia")
     out = runner.run_probe(spec.key, spec.form_id, "probe:busybox", spec.create_args(), timeout_s=30)
     assert not out["ok"] and out["phase"] == "create"
-    assert "Unknown runtime specified nvidia" in out["error"] or "unknown or invalid runtime name: nvidia" in out["error"]
+    assert docker_host.engine.unknown_runtime_error("nvidia") in out["error"]
     assert judge(spec, out, GPUS).cause.id == "runtime-not-registered"
 
 

@@ -5,6 +5,8 @@ runs `gpudoctor check --root <tree> --format json` as a subprocess (DOCKER_HOST 
 daemon, PYTHONPATH = the fake NVML): probe containers really start on a real Docker engine. The
 verdict's root cause and fix must be the ones the scenario names. Scenarios with identical beds
 share one daemon; a few beds run concurrently (WORKERS), and each is closed when its scenarios are done.
+The beds run on the system engine (Debian's 20.10), for which the library's verdicts are written; what
+Docker 29 does differently is in tests/test_sim_bed.py and tests/test_toolkit_real.py (both engines).
 """
 
 from __future__ import annotations

@@ -3,6 +3,8 @@
 Each expectation is what the real toolkit did on the H100 host
 (tests/fixtures/real-h100-docker20-toolkit-cdi/observed-request-forms.log) or what
 docs/failure-modes.md quotes; the error texts are compared exactly where the real ones are known.
+Each test runs on each engine (tests/support/engines.py): the stand-in toolkit is engine-independent,
+the daemon's envelopes and refusals are the engine's own.
 """
 
 from __future__ import annotations
@@ -18,14 +20,15 @@ from tests.sim.toolkit import ToolkitSpec
 pytestmark = pytest.mark.docker
 
 LIST = "ls -ln /dev/nvidia* /dev/nvidia-caps/* 2>/dev/null; echo @@; nvidia-smi -L 2>&1; echo rc=$?"
-HOOK_ENVELOPE = (
-    "failed to create shim task: OCI runtime create failed: runc create failed: unable to start container process:"
-    " error during container init: error running hook #0: error running hook: exit status 1, stdout: , stderr: "
-)
+# What the hook / the runtime print; the engine wraps them in its envelope (Engine.hook_error / runtime_error).
 CDI_HOOK_REFUSAL = (
-    HOOK_ENVELOPE + "Using requested mode 'cdi'\ninvoking the NVIDIA Container Runtime Hook directly (e.g. specifying"
+    "Using requested mode 'cdi'\ninvoking the NVIDIA Container Runtime Hook directly (e.g. specifying"
     " the docker --gpus flag) is not supported. Please use the NVIDIA Container Runtime (e.g. specify the"
-    " --runtime=nvidia flag) instead: unknown"
+    " --runtime=nvidia flag) instead"
+)
+UNRESOLVABLE = (
+    "could not apply required modification to OCI specification: error modifying OCI spec: failed to inject CDI devices:"
+    " unresolvable CDI devices "
 )
 HOST = SimHost.standard(2, mig_on=(1,))
 
@@ -50,16 +53,18 @@ def error(proc) -> str:
 
 
 @pytest.fixture(scope="module")
-def legacy(tmp_path_factory):
+def legacy(tmp_path_factory, docker_engine):
     bed_or_skip()
-    with SimBed.create(tmp_path_factory.mktemp("legacy"), HOST, ToolkitSpec(mode="legacy"), NVIDIA_RUNTIME) as bed:
+    with SimBed.create(tmp_path_factory.mktemp("legacy"), HOST, ToolkitSpec(mode="legacy"), NVIDIA_RUNTIME,
+                       engine=docker_engine) as bed:
         yield bed
 
 
 @pytest.fixture(scope="module")
-def cdi(tmp_path_factory):
+def cdi(tmp_path_factory, docker_engine):
     bed_or_skip()
-    with SimBed.create(tmp_path_factory.mktemp("cdi"), HOST, ToolkitSpec(mode="cdi", cdi="index"), NVIDIA_RUNTIME) as bed:
+    with SimBed.create(tmp_path_factory.mktemp("cdi"), HOST, ToolkitSpec(mode="cdi", cdi="index"), NVIDIA_RUNTIME,
+                       engine=docker_engine) as bed:
         yield bed
 
 
@@ -99,12 +104,16 @@ def test_gpus_device_one_is_renumbered_inside(legacy):
 def test_count_beyond_the_host_fails_like_nvidia_container_cli(legacy):
     out = legacy.run("--gpus", "3", cmd=["true"])
     assert out.returncode == 125
-    assert error(out) == HOOK_ENVELOPE + "Using requested mode 'legacy'\nnvidia-container-cli: device error: 2: unknown device: unknown"
+    assert error(out) == legacy.dockerd.engine.hook_error(
+        "Using requested mode 'legacy'\nnvidia-container-cli: device error: 2: unknown device")
 
 
 def test_unquoted_device_list_is_refused_by_the_daemon(legacy):
     out = legacy.run("--gpus", "device=0,1", cmd=["true"])
-    assert error(out) == "cannot set both Count and DeviceIDs on device request"
+    refusal = "cannot set both Count and DeviceIDs on device request"
+    # Docker 29 with nvidia-cdi-hook on its PATH tries its CDI driver, then the legacy hook, and joins both
+    # refusals (seen with the stand-in and with stub hooks alike).
+    assert error(out) == "\n".join([refusal] * (2 if legacy.dockerd.engine.at_least(29) else 1))
 
 
 def test_runtime_nvidia_with_env_uuid_and_mig(legacy):
@@ -130,6 +139,9 @@ def test_none_gives_the_driver_but_no_gpu(legacy):
 
 
 def test_cdi_via_device_flag_is_refused_by_docker_20(legacy):
+    if legacy.dockerd.engine.at_least(25):
+        pytest.skip("Docker 25+ resolves CDI names itself, from its own spec dirs, not the bed's tree "
+                    "(tests/test_toolkit_real.py covers it with the real toolkit)")
     out = legacy.run("--device", "nvidia.com/gpu=0", cmd=["true"])
     assert error(out) == 'could not select device driver "cdi" with capabilities: []'
 
@@ -137,7 +149,7 @@ def test_cdi_via_device_flag_is_refused_by_docker_20(legacy):
 def test_cdi_mode_refuses_gpus_without_the_runtime(cdi):
     out = cdi.run("--gpus", "all", cmd=["true"])
     assert out.returncode == 125
-    assert error(out) == CDI_HOOK_REFUSAL
+    assert error(out) == cdi.dockerd.engine.hook_error(CDI_HOOK_REFUSAL)
 
 
 def test_cdi_mode_with_the_runtime_resolves_index_names(cdi):
@@ -151,22 +163,18 @@ def test_cdi_mode_with_the_runtime_resolves_index_names(cdi):
 def test_cdi_mode_uuid_request_is_unresolvable_with_an_index_only_spec(cdi):
     uuid = HOST.gpus[0].uuid
     out = cdi.run("--runtime", "nvidia", "--gpus", f"device={uuid}", cmd=["true"])
-    assert error(out) == (
-        "failed to create shim task: OCI runtime create failed: could not apply required modification to OCI"
-        " specification: error modifying OCI spec: failed to inject CDI devices: unresolvable CDI devices"
-        f" nvidia.com/gpu={uuid}: unknown"
-    )
+    assert error(out) == cdi.dockerd.engine.runtime_error(f"{UNRESOLVABLE}nvidia.com/gpu={uuid}")
 
 
 def test_cdi_mode_count_beyond_the_host(cdi):
     out = cdi.run("--runtime", "nvidia", "--gpus", "3", cmd=["true"])
-    assert error(out).endswith("unresolvable CDI devices nvidia.com/gpu=2: unknown")
+    assert error(out) == cdi.dockerd.engine.runtime_error(f"{UNRESOLVABLE}nvidia.com/gpu=2")
 
 
-def test_default_runtime_nvidia_and_an_image_that_bakes_all(tmp_path):
+def test_default_runtime_nvidia_and_an_image_that_bakes_all(tmp_path, docker_engine):
     bed_or_skip()
     config = {**NVIDIA_RUNTIME, "default-runtime": "nvidia"}
-    with SimBed.create(tmp_path, SimHost.standard(2), ToolkitSpec(mode="legacy"), config) as bed:
+    with SimBed.create(tmp_path, SimHost.standard(2), ToolkitSpec(mode="legacy"), config, engine=docker_engine) as bed:
         bed.import_image("sim:cuda-like", changes=["ENV NVIDIA_VISIBLE_DEVICES=all"])
         plain = bed.run(cmd=["sh", "-c", LIST])
         baked = bed.run(image="sim:cuda-like", cmd=["sh", "-c", LIST])
@@ -175,24 +183,25 @@ def test_default_runtime_nvidia_and_an_image_that_bakes_all(tmp_path):
         assert len(smi(baked.stdout)) == 2
 
 
-def test_toolkit_installed_after_the_daemon_started_needs_a_restart(tmp_path):
+def test_toolkit_installed_after_the_daemon_started_needs_a_restart(tmp_path, docker_engine):
     bed_or_skip()
-    with SimBed.create(tmp_path, SimHost.standard(1), None, {}) as bed:
-        assert error(bed.run("--gpus", "all", cmd=["true"])) == 'could not select device driver "" with capabilities: [[gpu]]'
-        assert error(bed.run("--runtime", "nvidia", cmd=["true"])) == "Unknown runtime specified nvidia"
+    no_driver, no_runtime = docker_engine.no_gpu_driver_error, docker_engine.unknown_runtime_error("nvidia")
+    with SimBed.create(tmp_path, SimHost.standard(1), None, {}, engine=docker_engine) as bed:
+        assert error(bed.run("--gpus", "all", cmd=["true"])) == no_driver
+        assert error(bed.run("--runtime", "nvidia", cmd=["true"])) == no_runtime
         bed.install_toolkit(ToolkitSpec(mode="legacy"))
         bed.dockerd.write_config(NVIDIA_RUNTIME)  # registered in daemon.json, daemon not restarted
-        assert error(bed.run("--gpus", "all", cmd=["true"])) == 'could not select device driver "" with capabilities: [[gpu]]'
-        assert error(bed.run("--runtime", "nvidia", cmd=["true"])) == "Unknown runtime specified nvidia"
+        assert error(bed.run("--gpus", "all", cmd=["true"])) == no_driver
+        assert error(bed.run("--runtime", "nvidia", cmd=["true"])) == no_runtime
         bed.restart()
         assert "nvidia0" in nodes(bed.run("--gpus", "all", cmd=["sh", "-c", LIST]).stdout)
         assert bed.run("--runtime", "nvidia", cmd=["true"]).returncode == 0
 
 
-def test_stale_cdi_spec_breaks_container_start(tmp_path):
+def test_stale_cdi_spec_breaks_container_start(tmp_path, docker_engine):
     bed_or_skip()
     spec = ToolkitSpec(mode="cdi", cdi="stale", stale_driver="570.133.20")
-    with SimBed.create(tmp_path, SimHost.standard(1), spec, NVIDIA_RUNTIME) as bed:
+    with SimBed.create(tmp_path, SimHost.standard(1), spec, NVIDIA_RUNTIME, engine=docker_engine) as bed:
         out = bed.run("--runtime", "nvidia", "-e", "NVIDIA_VISIBLE_DEVICES=all", cmd=["true"])
         assert out.returncode != 0
         assert "libcuda.so.570.133.20" in error(out) and "no such file or directory" in error(out)
@@ -211,11 +220,17 @@ def test_dockerd_process_is_mirrored_into_the_tree(legacy):
 from tests.sim.fixtures import sim_beds  # noqa: E402,F401  (pytest fixture)
 
 
-def test_shared_beds_are_reused_and_run_gpudoctor(sim_beds):
-    bed = sim_beds.shared(SimHost.standard(1), ToolkitSpec(mode="legacy"), NVIDIA_RUNTIME)
-    assert sim_beds.shared(SimHost.standard(1), ToolkitSpec(mode="legacy"), NVIDIA_RUNTIME) is bed
+def test_shared_beds_are_reused_and_run_gpudoctor(sim_beds, docker_engine, request):
+    bed = sim_beds.shared(SimHost.standard(1), ToolkitSpec(mode="legacy"), NVIDIA_RUNTIME, engine=docker_engine)
+    assert sim_beds.shared(SimHost.standard(1), ToolkitSpec(mode="legacy"), NVIDIA_RUNTIME, engine=docker_engine) is bed
     report = bed.check_json("--image", bed.image, "--forms", "baseline,gpus-all")
     statuses = {c["id"]: c["status"] for c in report["checks"]}
     assert statuses["containers.gpus-all"] == "pass" and statuses["containers.baseline"] == "pass"
+    if docker_engine.at_least(29):  # the probes above are what the daemon did; the verdict is gpudoctor's
+        request.applymarker(pytest.mark.xfail(strict=True, reason=(
+            "product bug: on Docker 29 with the toolkit in legacy mode and no CDI spec, cdi.specs fails (\"requests fail "
+            "with 'unresolvable CDI devices nvidia.com/gpu=all'\") and is the root cause of \"Not ready\", although "
+            "--gpus all works: Docker 29 hands --gpus to the legacy hook when no spec resolves it "
+            "(tests/test_toolkit_real.py); only CDI-name requests need the spec")))
     assert report["verdict"]["ready"] is True, report["verdict"]["headline"]
     assert report["host"]["root"] == str(bed.root)

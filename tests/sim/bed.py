@@ -38,6 +38,10 @@ What is where:
   shim dir holds the `runc` shim (see `tests/sim/standin.py`), nothing else.
 * `<root>/proc/<dockerd pid>` describes the daemon in host terms (`tests/sim/tree.py`), refreshed on
   every (re)start.
+* `engine=` (tests/support/engines.py) runs the bed on another Docker engine: its dockerd, containerd
+  and CLI, and its runc behind the shim (Docker 29 asks for a time namespace, which Debian's runc 1.1
+  does not know). Without it: the system's (Debian's 20.10). The scenario library's expectations are
+  written for 20.10; on 29 the daemon's own CDI reads its default spec dirs, not the tree's.
 """
 
 from __future__ import annotations
@@ -57,6 +61,7 @@ from tests.sim.standin import SIM_DIR
 from tests.sim.toolkit import ToolkitSpec, find_real_runc, install_toolkit, uninstall_toolkit, write_runc_shim
 from tests.sim.tree import build_tree, write_dockerd_proc
 from tests.support.dockerd import BUSYBOX_APPLETS, PrivateDockerd, find_busybox, find_docker_cli, find_dockerd
+from tests.support.engines import Engine
 
 FAKE_NVML_DIR = Path(__file__).resolve().parent / "fake_nvml"
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -94,11 +99,13 @@ class SimDockerd(PrivateDockerd):
     """A PrivateDockerd whose config file is the simulated host's `/etc/docker/daemon.json` and whose
     process is mirrored into the tree's `/proc` after each start."""
 
-    def __init__(self, sim_root: Path, config: Mapping[str, Any], path_prepend: Sequence[str | Path]) -> None:
+    def __init__(
+        self, sim_root: Path, config: Mapping[str, Any], path_prepend: Sequence[str | Path], engine: Engine | None = None
+    ) -> None:
         self.sim_root = Path(sim_root)
         self.started_at: float | None = None
         # workdir None: a short dir under /tmp (unix socket paths are limited to 108 bytes).
-        super().__init__(None, config, path_prepend=path_prepend)
+        super().__init__(None, config, path_prepend=path_prepend, engine=engine)
 
     @property
     def config_path(self) -> Path:  # type: ignore[override]
@@ -124,6 +131,7 @@ class SimBed:
         toolkit: ToolkitSpec | None,
         daemon_config: Mapping[str, Any],
         host_changes: Mapping[str, Any] | None = None,
+        engine: Engine | None = None,
     ) -> None:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -131,12 +139,13 @@ class SimBed:
         self.toolkit = toolkit
         self.root = self.workdir / "root"
         self.shim_dir = self.workdir / "shim"
-        self.real_runc = find_real_runc(exclude=[self.shim_dir])
+        engine_runc = Path(engine.bin_dir) / "runc" if engine and engine.bin_dir else None
+        self.real_runc = str(engine_runc) if engine_runc and os.access(engine_runc, os.X_OK) else find_real_runc(exclude=[self.shim_dir])
         build_tree(self.root, host, host_changes=host_changes)
         if toolkit is not None:
             install_toolkit(self.root, host, toolkit, self.real_runc)
         write_runc_shim(self.shim_dir, self.real_runc)
-        self.dockerd = SimDockerd(self.root, daemon_config, [self.shim_dir, self.root / "usr/bin"])
+        self.dockerd = SimDockerd(self.root, daemon_config, [self.shim_dir, self.root / "usr/bin"], engine)
         self.image = DEFAULT_IMAGE
 
     # -- lifecycle ------------------------------------------------------------------------------
@@ -151,9 +160,10 @@ class SimBed:
         host_changes: Mapping[str, Any] | None = None,
         start: bool = True,
         image: bool = True,
+        engine: Engine | None = None,
     ) -> SimBed:
         """`host_changes`: tests/support/hosttree.py HostSpec fields for host-layer breakage."""
-        bed = cls(Path(workdir), host, toolkit, dict(daemon_config or {}), host_changes)
+        bed = cls(Path(workdir), host, toolkit, dict(daemon_config or {}), host_changes, engine)
         if start:
             try:
                 bed.start(image=image)

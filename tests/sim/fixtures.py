@@ -31,6 +31,7 @@ import pytest
 from tests.sim.bed import SimBed, bed_or_skip
 from tests.sim.host import SimHost
 from tests.sim.toolkit import ToolkitSpec
+from tests.support.engines import Engine
 
 
 class SimBedFactory:
@@ -41,8 +42,10 @@ class SimBedFactory:
         self._lock = threading.Lock()
 
     @staticmethod
-    def _key(host: SimHost, toolkit: ToolkitSpec | None, daemon: Mapping[str, Any] | None, changes: Mapping[str, Any] | None) -> str:
-        return json.dumps([host.to_json(), repr(toolkit), dict(daemon or {}), dict(changes or {})], sort_keys=True, default=str)
+    def _key(host: SimHost, toolkit: ToolkitSpec | None, daemon: Mapping[str, Any] | None, changes: Mapping[str, Any] | None,
+             engine: Engine | None) -> str:
+        return json.dumps([host.to_json(), repr(toolkit), dict(daemon or {}), dict(changes or {}), engine.id if engine else None],
+                          sort_keys=True, default=str)
 
     def shared(
         self,
@@ -51,13 +54,15 @@ class SimBedFactory:
         daemon_config: Mapping[str, Any] | None = None,
         *,
         host_changes: Mapping[str, Any] | None = None,
+        engine: Engine | None = None,
     ) -> SimBed:
         bed_or_skip()
-        key = self._key(host, toolkit, daemon_config, host_changes)
+        key = self._key(host, toolkit, daemon_config, host_changes, engine)
         with self._lock:
             bed = self._shared.get(key)
             if bed is None:
-                bed = SimBed.create(self._tmp.mktemp("simbed"), host, toolkit, daemon_config, host_changes=host_changes)
+                bed = SimBed.create(self._tmp.mktemp("simbed"), host, toolkit, daemon_config, host_changes=host_changes,
+                                    engine=engine)
                 self._shared[key] = bed
                 self._all.append(bed)
         return bed
@@ -70,9 +75,11 @@ class SimBedFactory:
         *,
         host_changes: Mapping[str, Any] | None = None,
         start: bool = True,
+        engine: Engine | None = None,
     ) -> SimBed:
         bed_or_skip()
-        bed = SimBed.create(self._tmp.mktemp("simbed"), host, toolkit, daemon_config, host_changes=host_changes, start=start)
+        bed = SimBed.create(self._tmp.mktemp("simbed"), host, toolkit, daemon_config, host_changes=host_changes, start=start,
+                            engine=engine)
         with self._lock:
             self._all.append(bed)
         return bed

@@ -15,7 +15,12 @@ The config file holds only what the test asks for, plus `"iptables": false, "bri
 second daemon must not touch the host's firewall or docker0). Sockets and directories are passed as
 flags, so a test's `daemon.json` must not repeat them (dockerd refuses directives given both ways).
 
-The pytest side: `dockerd_factory` (session scope) hands out one shared daemon per
+Which engine: `engine=` (tests/support/engines.py) picks the dockerd binary, the bin dir put first on
+its PATH (its own containerd, shim, runc) and the docker CLI; without it, the system's dockerd.
+
+The pytest side: `docker_engine` (session scope) is parametrized by engine (test ids `docker20`,
+`docker29`): each test that uses it, or `dockerd_factory` / `private_dockerd`, runs once per engine,
+and skips for an engine this machine lacks. `dockerd_factory` hands out one shared daemon per
 (config, PATH, env) and private daemons that tests may restart; every daemon is stopped at the end
 of the session, and at interpreter exit as a last resort.
 """
@@ -37,6 +42,8 @@ import time
 from pathlib import Path
 from typing import Any, Iterator, Mapping, Sequence
 
+from tests.support.engines import Engine, engines, find_docker_cli, find_dockerd, system_engine
+
 BASE_CONFIG: dict[str, Any] = {"iptables": False, "bridge": "none"}
 
 # Applets the probe image needs (issue 3 brief); busybox-static ships every one of them.
@@ -50,26 +57,6 @@ DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 
 class DockerdError(RuntimeError):
     """The private daemon did not start (or stop); the message carries the tail of its log."""
-
-
-def find_dockerd() -> str | None:
-    found = shutil.which("dockerd")
-    if found:
-        return found
-    for candidate in ("/usr/sbin/dockerd", "/usr/bin/dockerd", "/usr/local/bin/dockerd"):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return None
-
-
-def find_docker_cli() -> str | None:
-    found = shutil.which("docker")
-    if found:
-        return found
-    for candidate in ("/usr/bin/docker", "/usr/local/bin/docker"):
-        if os.access(candidate, os.X_OK):
-            return candidate
-    return None
 
 
 def find_busybox() -> str | None:
@@ -118,6 +105,7 @@ class PrivateDockerd:
         *,
         dockerd: str | None = None,
         base_config: Mapping[str, Any] = BASE_CONFIG,
+        engine: Engine | None = None,
     ) -> None:
         self._own_workdir = workdir is None
         if workdir is None:
@@ -125,7 +113,14 @@ class PrivateDockerd:
         self.workdir = Path(workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.workdir, 0o755)
-        self.dockerd = dockerd or find_dockerd() or "dockerd"
+        if engine is None and dockerd is None:
+            engine = system_engine()
+        self.engine = engine
+        self.dockerd = dockerd or (engine.dockerd if engine else None) or find_dockerd() or "dockerd"
+        # The engine's own bin dir (containerd, containerd-shim-runc-v2, runc, docker-proxy) comes right
+        # after the test's own dirs: dockerd starts the containerd it finds first on its PATH.
+        self.engine_path = (engine.bin_dir,) if engine and engine.bin_dir else ()
+        self.cli = engine.cli if engine and engine.cli else None
         self.base_config = dict(base_config)
         self.config: dict[str, Any] = dict(config or {})
         self.path_prepend = tuple(str(p) for p in path_prepend)
@@ -201,7 +196,7 @@ class PrivateDockerd:
             if extra not in base_path.split(":"):
                 base_path += ":" + extra
         env.update({k: v for k, v in self.extra_env.items() if k != "PATH"})
-        env["PATH"] = ":".join([*self.path_prepend, base_path])
+        env["PATH"] = ":".join([*self.path_prepend, *self.engine_path, base_path])
         return env
 
     def argv(self) -> list[str]:
@@ -376,10 +371,10 @@ class PrivateDockerd:
         return env
 
     def docker(
-        self, *args: str, input: bytes | None = None, timeout: float = 60, check: bool = False
+        self, *args: str, input: bytes | None = None, timeout: float = 60, check: bool = False, cli: str | None = None
     ) -> subprocess.CompletedProcess[str]:
-        """The docker CLI against this daemon (text output)."""
-        cli = find_docker_cli()
+        """The docker CLI against this daemon (text output): `cli`, else the engine's own, else the one on PATH."""
+        cli = cli or self.cli or find_docker_cli()
         if cli is None:
             raise DockerdError("no docker CLI found on PATH")
         env = self.env()
@@ -451,7 +446,8 @@ class DockerdFactory:
     """Hands out daemons: `shared(...)` one per (config, PATH, env) for the session — do not restart
     those —, `private(...)` a fresh one the test owns (restart it at will). All are closed by `close()`."""
 
-    def __init__(self) -> None:
+    def __init__(self, engine: Engine | None = None) -> None:
+        self.engine = engine
         self._shared: dict[str, PrivateDockerd] = {}
         self._all: list[PrivateDockerd] = []
         self._lock = threading.Lock()
@@ -471,7 +467,7 @@ class DockerdFactory:
         with self._lock:
             d = self._shared.get(key)
             if d is None or not d.running:
-                d = PrivateDockerd(None, config, path_prepend, env)
+                d = PrivateDockerd(None, config, path_prepend, env, engine=self.engine)
                 self._all.append(d)
                 self._shared[key] = d
                 d.start()
@@ -486,7 +482,7 @@ class DockerdFactory:
         env: Mapping[str, str] | None = None,
         start: bool = True,
     ) -> PrivateDockerd:
-        d = PrivateDockerd(None, config, path_prepend, env)
+        d = PrivateDockerd(None, config, path_prepend, env, engine=self.engine)
         with self._lock:
             self._all.append(d)
         if start:
@@ -510,14 +506,22 @@ except ImportError:  # the harness is usable without pytest (e.g. from a script)
 
 if pytest is not None:
 
-    @pytest.fixture(scope="session")
-    def dockerd_factory() -> Iterator[DockerdFactory]:
-        """Session-wide factory of private dockerds; skips when no dockerd binary is installed."""
-        if find_dockerd() is None:
-            pytest.skip("no dockerd binary installed")
+    @pytest.fixture(scope="session", params=engines(), ids=[e.id for e in engines()])
+    def docker_engine(request: pytest.FixtureRequest) -> Engine:
+        """The engine this variant runs on; skips where it is absent, fails where it is listed but broken."""
+        engine: Engine = request.param
+        if engine.broken:
+            pytest.fail(f"{engine.id}: {engine.broken}", pytrace=False)
+        if engine.unavailable:
+            pytest.skip(f"{engine.id}: {engine.unavailable}")
         if os.geteuid() != 0:
             pytest.skip("a private dockerd needs root")
-        factory = DockerdFactory()
+        return engine
+
+    @pytest.fixture(scope="session")
+    def dockerd_factory(docker_engine: Engine) -> Iterator[DockerdFactory]:
+        """Session-wide factory of private dockerds of `docker_engine`."""
+        factory = DockerdFactory(docker_engine)
         try:
             yield factory
         finally:
