@@ -144,11 +144,6 @@ def test_sdk_errors_match_real_daemon(
     """Send what the snippet builds with the real SDK; the daemon's message is the one we quote."""
     import docker
 
-    if pitfall_id in JSON_TYPE_PITFALLS and daemon.engine.at_least(29):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "product bug: explain quotes only Docker 20.10's JSON type error (`json: cannot unmarshal … into Go struct "
-            "field DeviceRequest.HostConfig.DeviceRequests.… of type …`); 29.7 answers `invalid JSON: json: cannot "
-            "unmarshal … into .HostConfig.DeviceRequests.0.… of type …`")))
 
     req = parse_sdk(snippet)
     expl = analyze(req, None, snippet)

@@ -66,10 +66,6 @@ def test_gpus_all_without_toolkit_fails_at_start_and_leaves_nothing(docker_host,
     assert docker_host.engine.no_gpu_driver_error in out["error"]
     # the container was created, start failed: it must still be gone (checked by the fixture too)
     assert runner._LIVE == set()
-    if docker_host.engine.at_least(29):  # what the daemon did is checked above; gpudoctor's reading of it:
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "product bug: probes/errors.py does not recognise Docker 29's no-driver refusal `failed to discover GPU "
-            "vendor from CDI: no known GPU vendor found`: the cause is 'unrecognised' (no layer), not toolkit.installed")))
     j = judge(spec, out, GPUS)
     assert j.verdict == FAILS and j.cause.layer_check == "toolkit.installed"
 

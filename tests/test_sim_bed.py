@@ -226,11 +226,5 @@ def test_shared_beds_are_reused_and_run_gpudoctor(sim_beds, docker_engine, reque
     report = bed.check_json("--image", bed.image, "--forms", "baseline,gpus-all")
     statuses = {c["id"]: c["status"] for c in report["checks"]}
     assert statuses["containers.gpus-all"] == "pass" and statuses["containers.baseline"] == "pass"
-    if docker_engine.at_least(29):  # the probes above are what the daemon did; the verdict is gpudoctor's
-        request.applymarker(pytest.mark.xfail(strict=True, reason=(
-            "product bug: on Docker 29 with the toolkit in legacy mode and no CDI spec, cdi.specs fails (\"requests fail "
-            "with 'unresolvable CDI devices nvidia.com/gpu=all'\") and is the root cause of \"Not ready\", although "
-            "--gpus all works: Docker 29 hands --gpus to the legacy hook when no spec resolves it "
-            "(tests/test_toolkit_real.py); only CDI-name requests need the spec")))
     assert report["verdict"]["ready"] is True, report["verdict"]["headline"]
     assert report["host"]["root"] == str(bed.root)

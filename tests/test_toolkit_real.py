@@ -223,10 +223,6 @@ def test_gpudoctor_reads_the_real_toolkit_and_spec(stack, monkeypatch) -> None:
     assert spec.hook_paths == (str(host.bin_dir / "nvidia-cdi-hook"),)
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "product bug: gpudoctor/facts/cdi.py takes a deviceNode's container `path` as its host path and ignores "
-    "`hostPath`, so it reports /dev/nvidia0, /dev/nvidiactl, /dev/nvidia-uvm(-tools) missing although the runtime "
-    "and Docker 29 inject them (specs with hostPath: driver-container hosts, nvidia-ctk --dev-root)"))
 def test_gpudoctor_finds_every_host_path_of_the_spec(stack, monkeypatch) -> None:
     host, d = stack
     _, cdi = _facts(host, d, monkeypatch)

@@ -392,12 +392,14 @@ def _device_request(ctx: _Ctx, dr: DeviceRequest) -> None:
         ctx.add(pitfall("request.capabilities-flat", "fail", "capabilities is a flat list; the API wants a list of lists",
             "Capabilities is an OR-list of AND-lists ([[\"gpu\"]]). A flat [\"gpu\"] does not decode into [][]string, so the "
             "daemon rejects the create call.",
-            (ErrorText("json: cannot unmarshal string into Go struct field DeviceRequest.HostConfig.DeviceRequests.Capabilities of type []string", DAEMON_DECODE, "Docker 20.10"),),
+            (ErrorText(texts.DECODE_CAPS_FLAT[0], DAEMON_DECODE, "Docker 20.10"),
+             ErrorText(texts.DECODE_CAPS_FLAT[1], DAEMON_CREATE, "Docker 29.x")),
             subject))
     if any(not isinstance(i, str) for i in ids) and req.kind != "compose":
         ctx.add(pitfall("request.device-ids-not-strings", "fail", "device_ids holds numbers; the API wants strings",
             "DeviceIDs is []string; numbers do not decode, so the daemon rejects the create call. Write device_ids=[\"0\", \"1\"].",
-            (ErrorText("json: cannot unmarshal number into Go struct field DeviceRequest.HostConfig.DeviceRequests.DeviceIDs of type string", DAEMON_DECODE, "Docker 20.10"),),
+            (ErrorText(texts.DECODE_IDS_NOT_STRINGS[0], DAEMON_DECODE, "Docker 20.10"),
+             ErrorText(texts.DECODE_IDS_NOT_STRINGS[1], DAEMON_CREATE, "Docker 29.x")),
             subject))
     count = dr.count
     if "count" in dr.unknown:

@@ -44,6 +44,7 @@ class CdiSpec:
     kind: str | None = None
     devices: tuple[CdiDevice, ...] = ()
     device_nodes: tuple[str, ...] = ()  # every deviceNodes path (spec-wide and per device)
+    node_host_paths: tuple[str, ...] = ()  # the host side of every device node (hostPath, else path)
     host_paths: tuple[str, ...] = ()  # mounts' hostPath
     hook_paths: tuple[str, ...] = ()
     driver_versions: tuple[str, ...] = ()  # from libfoo.so.<version> and --host-driver-version=
@@ -96,7 +97,8 @@ def _type_error(where: str, want: str, got: Any) -> str:
     return f"{where} must be {want}, not {type(got).__name__}"
 
 
-def _edits(edits: Any, where: str, nodes: list[str], mounts: list[str], hooks: list[str], args: list[str]) -> str | None:
+def _edits(edits: Any, where: str, nodes: list[str], mounts: list[str], hooks: list[str], args: list[str],
+           node_hosts: list[str] | None = None) -> str | None:
     if edits is None:
         return None
     if not isinstance(edits, Mapping):
@@ -117,6 +119,11 @@ def _edits(edits: Any, where: str, nodes: list[str], mounts: list[str], hooks: l
                 return _type_error(f"{where}.{key}[{i}].{field_name}", "a string", value)
             if value:
                 target.append(value)
+            if key == "deviceNodes" and node_hosts is not None:
+                # A node's host side is its hostPath when given (driver containers: /run/nvidia/driver/dev/…), else
+                # its path (CDI spec: deviceNodes[].hostPath); only the host side must exist here.
+                host = item.get("hostPath")
+                node_hosts.append(host if isinstance(host, str) and host else value)
             if key == "hooks" and item.get("args") is not None:
                 hook_args = item["args"]
                 if not isinstance(hook_args, list) or not all(isinstance(a, str) for a in hook_args):
@@ -153,6 +160,7 @@ def parse_spec(text: str, path: str) -> CdiSpec:
     if not isinstance(devices, list) or not devices:
         return CdiSpec(path, fmt, error='"devices" must be a non-empty list', cdi_version=version, kind=kind)
     nodes: list[str] = []
+    node_hosts: list[str] = []
     mounts: list[str] = []
     hooks: list[str] = []
     args: list[str] = []
@@ -170,12 +178,13 @@ def parse_spec(text: str, path: str) -> CdiSpec:
             return CdiSpec(path, fmt, error=f'device "{name}" is defined twice', cdi_version=version, kind=kind)
         seen.add(name)
         dev_nodes: list[str] = []
-        err = _edits(dev.get("containerEdits"), f"devices[{i}].containerEdits", dev_nodes, mounts, hooks, args)
+        err = _edits(dev.get("containerEdits"), f"devices[{i}].containerEdits", dev_nodes, mounts, hooks, args,
+                     node_hosts)
         if err:
             return CdiSpec(path, fmt, error=err, cdi_version=version, kind=kind)
         nodes.extend(dev_nodes)
         parsed.append(CdiDevice(name, tuple(dev_nodes)))
-    err = _edits(data.get("containerEdits"), "containerEdits", nodes, mounts, hooks, args)
+    err = _edits(data.get("containerEdits"), "containerEdits", nodes, mounts, hooks, args, node_hosts)
     if err:
         return CdiSpec(path, fmt, error=err, cdi_version=version, kind=kind)
     versions = {m.group(1) for p in mounts if (m := _DRIVER_VERSION_RE.search(p))}
@@ -189,6 +198,7 @@ def parse_spec(text: str, path: str) -> CdiSpec:
         kind=kind,
         devices=tuple(parsed),
         device_nodes=tuple(dict.fromkeys(nodes)),
+        node_host_paths=tuple(dict.fromkeys(node_hosts)),
         host_paths=tuple(dict.fromkeys(mounts)),
         hook_paths=tuple(dict.fromkeys(hooks)),
         driver_versions=tuple(sorted(versions)),
@@ -255,7 +265,7 @@ def cdi_fact(ctx: FactContext) -> CdiFacts:
                 mtime = None
             missing: tuple[str, ...] = ()
             if spec.ok:
-                refs = list(dict.fromkeys([*spec.device_nodes, *spec.host_paths, *spec.hook_paths]))[:MAX_PATHS_CHECKED]
+                refs = list(dict.fromkeys([*spec.node_host_paths, *spec.host_paths, *spec.hook_paths]))[:MAX_PATHS_CHECKED]
                 missing = tuple(p for p in refs if not ctx.host.exists(p))
             specs.append(replace(spec, missing=missing, mtime=mtime))
     return CdiFacts(tuple(dirs), tuple(specs), errors, tuple(missing_dirs))

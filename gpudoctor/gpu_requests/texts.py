@@ -28,6 +28,14 @@ UNKNOWN_RUNTIME_NEW = "unknown or invalid runtime name: {name}"  # 23.0+ (real s
 # Both Count and DeviceIDs in one request (moby daemon/nvidia_linux.go).
 BOTH_COUNT_AND_IDS = "cannot set both Count and DeviceIDs on device request"
 
+# A DeviceRequest the daemon cannot decode (a flat capability list, numeric ids): 20.10 (HTTP 500) and 29.7 (HTTP
+# 400, with the element's position; the first request's first element here) word it differently (real daemons,
+# tests/test_explain_docker.py).
+DECODE_CAPS_FLAT = ("json: cannot unmarshal string into Go struct field DeviceRequest.HostConfig.DeviceRequests.Capabilities of type []string",
+                    "invalid JSON: json: cannot unmarshal string into .HostConfig.DeviceRequests.0.Capabilities.0 of type []string")
+DECODE_IDS_NOT_STRINGS = ("json: cannot unmarshal number into Go struct field DeviceRequest.HostConfig.DeviceRequests.DeviceIDs of type string",
+                          "invalid JSON: json: cannot unmarshal number into .HostConfig.DeviceRequests.0.DeviceIDs.0 of type string")
+
 # dockerd's CDI injection (moby daemon/cdi.go) and the NVIDIA runtime's in cdi mode (toolkit internal/modifier/cdi.go).
 UNRESOLVABLE_CDI = "unresolvable CDI devices"
 # A spec naming a host file that is gone (a driver upgrade without `nvidia-ctk cdi generate`); real stack, 29.7.

@@ -11,7 +11,7 @@ Verdicts:
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
 from ..gpu_requests.behaviour import Prediction
@@ -87,8 +87,13 @@ def judge(spec: ProbeSpec, outcome: Mapping[str, Any], gpus: Sequence[HostGpu],
         if outcome.get("timed_out"):
             return Judgement(spec.key, NOT_RUN, expected, "no answer", error)
         cause = classify(error)
-        if cause is UNKNOWN and prediction is not None and prediction.refused and prediction.blame:
-            cause = cause_for_blame(prediction.blame, prediction.why)
+        if prediction is not None and prediction.refused and prediction.blame and (
+                cause is UNKNOWN or (cause.layer_check != prediction.blame and _predicted_words(prediction, error))):
+            # The model saw the refusal coming for a reason the words alone do not tell (an unresolvable name with
+            # no spec at all is cdi.specs, not cdi.devices; a hook refusal after a CDI fallback is the spec's):
+            # it names the owning layer; the classifier's fix stays where it is that layer's.
+            owner = cause_for_blame(prediction.blame, prediction.why)
+            cause = replace(owner, fix=cause.fix) if cause is not UNKNOWN and cause.layer_check == owner.layer_check else owner
         short = strip_envelope(error)
         if spec.expect_error:
             # Refused with no GPU given is the right outcome, whatever the words (issue 9: on Docker 29 an over-count
@@ -159,6 +164,11 @@ def judge(spec: ProbeSpec, outcome: Mapping[str, Any], gpus: Sequence[HostGpu],
             )
     return Judgement(spec.key, WORKS, expected, seen, f"saw {seen}, as expected", seen_indices=indices,
                      details=tuple(details), view=view)
+
+
+def _predicted_words(prediction: Prediction, error: str) -> bool:
+    """The daemon refused with the words the model predicted (their stable head)."""
+    return any(e.text.split("{")[0].split("[")[0][:60] in error for e in prediction.errors)
 
 
 def _names_missing_index(error: str, gpu_count: int) -> bool:

@@ -221,8 +221,25 @@ _rule(
 )
 
 # Docker 29 with no NVIDIA hook found at start (gpu_requests/texts.py; real stack).
+# With no spec at all, no vendor is found: on a host without the toolkit that is the toolkit's absence (real
+# stack, Docker 29.7 with neither hook); the "could not select device driver" rule above says the same for 20.10.
 _rule(
-    re.escape(texts.AMD_SPEC_NOT_FOUND) + "|" + re.escape(texts.NO_GPU_VENDOR),
+    re.escape(texts.NO_GPU_VENDOR),
+    Cause(
+        "no-gpu-device-driver-in-dockerd",
+        "dockerd has no NVIDIA GPU driver: Docker 29 found no NVIDIA hook at start and no CDI spec to guess one from",
+        Fix(
+            "Install the NVIDIA Container Toolkit, generate its CDI spec and restart dockerd so it finds the hooks.",
+            ("sudo apt-get install -y nvidia-container-toolkit",
+             "sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml",
+             "sudo systemctl restart docker"),
+            TOOLKIT_INSTALL,
+        ),
+        "toolkit.installed",
+    ),
+)
+_rule(
+    re.escape(texts.AMD_SPEC_NOT_FOUND),
     Cause(
         "no-gpu-device-driver-in-dockerd",
         "dockerd found no NVIDIA hook on its PATH when it started, so Docker 29 guesses the GPU vendor from CDI and fails",
@@ -303,11 +320,22 @@ UNKNOWN = Cause(
 )
 
 
+# Conditions the behaviour model can blame that no error text belongs to alone.
+_FIXES_BY_CHECK = {
+    "cdi.specs": Fix(
+        "Generate the NVIDIA CDI spec (index and UUID names), into a directory the daemon and the runtime read.",
+        ("sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml --device-name-strategy=index "
+         "--device-name-strategy=uuid", "nvidia-ctk cdi list"),
+        TOOLKIT_CDI,
+    ),
+}
+
+
 def cause_for_blame(check_id: str, why: str) -> Cause:
-    """A cause for a refusal whose words no rule knows but the behaviour model explains (gpu_requests/behaviour.py):
-    the fix of the first rule owned by the same check."""
+    """A cause for a refusal the behaviour model explains (gpu_requests/behaviour.py): the fix of the check's own
+    condition, else of the first rule owned by the same check."""
     owner = next((c for _p, c in _RULES if c.layer_check == check_id), None)
-    fix = owner.fix if owner else UNKNOWN.fix
+    fix = _FIXES_BY_CHECK.get(check_id) or (owner.fix if owner else UNKNOWN.fix)
     return Cause(owner.id if owner else "predicted", why or (owner.summary if owner else UNKNOWN.summary), fix, check_id)
 
 
