@@ -62,7 +62,11 @@ FormsOpt = Annotated[
     Optional[str], typer.Option("--forms", envvar="GPUDOCTOR_FORMS", help="Comma-separated request-form ids to probe.")
 ]
 AllFormsOpt = Annotated[bool, typer.Option("--all-forms", help="Probe every request form, not just the default set.")]
-PullOpt = Annotated[bool, typer.Option("--pull", help="Pull the probe image if it is not present.")]
+PullOpt = Annotated[
+    bool,
+    typer.Option("--pull", help="Pull the probe image if it is not present (without --image: the nvidia/cuda base image "
+                 "published for the driver's CUDA version)."),
+]
 NoProbesOpt = Annotated[
     bool, typer.Option("--no-probes", envvar="GPUDOCTOR_NO_PROBES", help="Do not start probe containers.")
 ]
