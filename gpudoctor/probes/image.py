@@ -17,7 +17,10 @@ tar, `docker import`ed as `gpudoctor-probe:<first 16 hex digits of the SHA-256 o
 changes (a glibc upgrade) gives a new tag, made on the next run, and gpudoctor's own older probe images are then
 removed: by id, only those carrying the label, never one a container still uses, and not within minutes of their
 creation (a concurrent run may be using it). gpudoctor never removes any other image. This is the one thing
-gpudoctor adds to a daemon (README "Read-only").
+gpudoctor adds to a daemon (README "The probe image").
+
+With runner.py and gpudoctor/facts/, this is code that touches the machine; it is called only by
+facts/probe_image.py, through `ctx.host.call("probe.host-image")`, so that support bundles replay its answer.
 """
 
 from __future__ import annotations
