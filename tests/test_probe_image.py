@@ -24,6 +24,7 @@ from tests.support import userland
 from tests.support.cli import run_cli
 
 TOOLS = host_image.PROBE_TOOLS
+UNREACHABLE = "http://127.0.0.1:9"  # the discard port: nothing listens there
 
 
 def _tree(tmp_path: Path, *, busybox: bool = True, tools: bool = False) -> Path:
@@ -97,6 +98,20 @@ def test_without_busybox_the_hosts_own_tools_and_what_ldd_says_they_load(tmp_pat
     assert all(i.mtime == 0 and i.uid == 0 for i in tar.getmembers())
 
 
+def test_a_busybox_whose_libraries_are_missing_gives_way_to_the_hosts_tools(tmp_path):
+    import shutil
+    import sys
+
+    root = _tree(tmp_path, busybox=False, tools=True)
+    # A dynamic "busybox" that needs libraries this tree lacks (Python's: libz, libexpat).
+    shutil.copy(os.path.realpath(sys.executable), root / "usr/bin/busybox")
+    inputs = host_image.collect_inputs(str(root), "x86_64")
+    assert inputs.tools.startswith("the host's own ") and "bin/busybox" not in {m.path for m in inputs.members}
+    (root / "usr/bin/sh").unlink()
+    with pytest.raises(host_image.ImageInputError, match=r"no sh .*; its busybox is unusable: .* needs lib"):
+        host_image.collect_inputs(str(root), "x86_64")
+
+
 def test_a_host_without_a_shell_or_a_library_is_told_what_it_lacks(tmp_path):
     empty = tmp_path / "empty"
     empty.mkdir()
@@ -150,8 +165,11 @@ def bed(tmp_path_factory):
 
     bed_or_skip()
     b = SimBed.create(tmp_path_factory.mktemp("imgbed"), SimHost.standard(2), ToolkitSpec(mode="legacy"),
-                      NVIDIA_RUNTIME, image=False)
+                      NVIDIA_RUNTIME, start=False)
     try:
+        # An air-gapped host: the daemon reaches no registry (a pull fails at once, wherever the tests run).
+        b.dockerd.extra_env.update({"HTTPS_PROXY": UNREACHABLE, "HTTP_PROXY": UNREACHABLE, "NO_PROXY": ""})
+        b.start(image=False)
         userland.install_busybox(b.root)
         userland.install_glibc(b.root)
         yield b
@@ -225,6 +243,17 @@ def test_a_changed_input_makes_a_new_image_and_only_old_ones_of_gpudoctor_go(bed
     finally:
         busybox.write_bytes(original)
         bed.docker("rmi", "someone/else:kept")
+
+
+@pytest.mark.docker
+def test_pull_that_cannot_reach_a_registry_falls_back_to_gpudoctors_image(bed):
+    """--pull asks for the tag published for the driver's CUDA 13.0; offline, the probes still run."""
+    checks = _checks(bed.check_json("--pull", "--only", "containers"))
+    image = checks["containers.image"]["results"][0]
+    assert image["status"] == "pass" and image["evidence"]["source"] == "host-built", image
+    assert "--pull could not fetch nvidia/cuda:13.0.3-base-ubuntu24.04" in image["evidence"]["why"]
+    assert checks["containers.gpus-all"]["status"] == "pass"
+    assert all(i.startswith("gpudoctor-probe:") for i in _images(bed.dockerd))
 
 
 @pytest.mark.docker

@@ -281,7 +281,8 @@ class _Builder:
             self.add_file(f.path, f)
             queue.extend((n, f.path, lib.runpath) for n in lib.needed)
 
-    def tools(self) -> str:
+    def busybox(self) -> str | None:
+        """The host's busybox and the applets probe.sh runs, or None when the host has none."""
         for path in BUSYBOX_PATHS:
             f = _read(self.root, path)
             if f is None:
@@ -290,6 +291,9 @@ class _Builder:
             for tool in PROBE_TOOLS:
                 self.add_link(f"bin/{tool}", "busybox")
             return f"busybox {path} ({'static' if _elf(f).static else 'dynamic'})"
+        return None
+
+    def host_tools(self) -> str:
         found = []
         for tool in PROBE_TOOLS:
             f = next((g for d in HOST_PATH if (g := _read(self.root, f"{d}/{tool}")) is not None), None)
@@ -316,8 +320,19 @@ class _Builder:
 
 def collect_inputs(root: str = "/", machine: str | None = None) -> ImageInputs:
     """What gpudoctor's probe image is made of on this host. Reads files only; raises ImageInputError."""
-    b = _Builder(root, machine or os.uname().machine)
-    tools = b.tools()
+    machine = machine or os.uname().machine
+    b = _Builder(root, machine)
+    try:
+        tools = b.busybox()
+    except ImageInputError as e:  # a dynamic busybox whose libraries are missing: the host's own tools may do
+        b, tools, unusable = _Builder(root, machine), None, f"; its busybox is unusable: {e}"
+    else:
+        unusable = ""
+    if tools is None:
+        try:
+            tools = b.host_tools()
+        except ImageInputError as e:
+            raise ImageInputError(f"{e}{unusable}") from None
     b.nvidia_runtime()
     b.skeleton()
     members = tuple(b.members[k] for k in sorted(b.members))
