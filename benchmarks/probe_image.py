@@ -66,7 +66,7 @@ def main() -> None:
             userland.install_busybox(bed.root)
             userland.install_glibc(bed.root)
             daemon, env, argv = bed.dockerd, bed.env(), ["--root", str(bed.root)]
-            from gpudoctor.probes.image import resolve_in_root
+            from gpudoctor.facts.bounded import resolve_in_root
 
             busybox = Path(resolve_in_root(str(bed.root), "/bin/busybox"))
         env = {**os.environ, **env}

@@ -8,7 +8,6 @@ no image at all, and on this machine (no GPU), as CI does.
 
 from __future__ import annotations
 
-import errno
 import json
 import os
 import tarfile
@@ -17,9 +16,11 @@ from pathlib import Path
 
 import pytest
 
+from gpudoctor.facts.bounded import resolve_in_root
 from gpudoctor.probes import image as host_image
 from gpudoctor.probes.elf import NotElf, read_elf
 from gpudoctor.probes.forms import FORMS
+from tests.sim.bed import healthy_args as healthy
 from tests.support import userland
 from tests.support.cli import run_cli
 
@@ -39,7 +40,7 @@ def _tree(tmp_path: Path, *, busybox: bool = True, tools: bool = False) -> Path:
 
 
 def _tree_path(root: Path, host_path: str) -> Path:
-    return Path(host_image.resolve_in_root(str(root), host_path))
+    return Path(resolve_in_root(str(root), host_path))
 
 
 # -- reading ELF files -------------------------------------------------------------------------------------------
@@ -134,21 +135,6 @@ def test_the_tag_names_the_inputs(tmp_path):
     assert host_image.collect_inputs(str(root), "x86_64").tag != first.tag
 
 
-def test_links_resolve_inside_the_root_and_loops_end(tmp_path):
-    root = tmp_path / "r"
-    (root / "usr/lib").mkdir(parents=True)
-    (root / "lib").symlink_to("usr/lib")
-    (root / "abs").symlink_to("/usr/lib")
-    (root / "up").symlink_to("../../../../usr")
-    (root / "loop").symlink_to("loop")
-    assert host_image.resolve_in_root(str(root), "/lib/x") == str(root / "usr/lib/x")
-    assert host_image.resolve_in_root(str(root), "/abs/x") == str(root / "usr/lib/x")
-    assert host_image.resolve_in_root(str(root), "/up/lib") == str(root / "usr/lib")
-    with pytest.raises(OSError) as e:
-        host_image.resolve_in_root(str(root), "/loop/x")
-    assert e.value.errno == errno.ELOOP
-
-
 # -- on a real daemon ----------------------------------------------------------------------------------------------
 def _images(daemon) -> list[str]:
     out = daemon.docker("images", "-a", "--format", "{{.Repository}}:{{.Tag}}", check=True).stdout
@@ -156,16 +142,16 @@ def _images(daemon) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def bed(tmp_path_factory):
-    """A simulated 2-GPU host (legacy toolkit, nvidia runtime registered) whose daemon holds no image at all, and
-    whose tree has what a Debian host with busybox-static has."""
+def bed(tmp_path_factory, docker_engine):
+    """A healthy simulated 2-GPU host (legacy toolkit, a CDI spec, nvidia runtime registered) whose daemon holds no
+    image at all, and whose tree has what a Debian host with busybox-static has."""
     from tests.sim.bed import NVIDIA_RUNTIME, SimBed, bed_or_skip
     from tests.sim.host import SimHost
     from tests.sim.toolkit import ToolkitSpec
 
     bed_or_skip()
-    b = SimBed.create(tmp_path_factory.mktemp("imgbed"), SimHost.standard(2), ToolkitSpec(mode="legacy"),
-                      NVIDIA_RUNTIME, start=False)
+    b = SimBed.create(tmp_path_factory.mktemp("imgbed"), SimHost.standard(2), ToolkitSpec(mode="legacy", cdi="index+uuid"),
+                      NVIDIA_RUNTIME, start=False, engine=docker_engine)
     try:
         # An air-gapped host: the daemon reaches no registry (a pull fails at once, wherever the tests run).
         b.dockerd.extra_env.update({"HTTPS_PROXY": UNREACHABLE, "HTTP_PROXY": UNREACHABLE, "NO_PROXY": ""})
@@ -184,7 +170,7 @@ def _checks(report):
 @pytest.mark.docker
 def test_with_no_image_the_default_check_probes_every_default_form(bed):
     assert _images(bed.dockerd) == []
-    report = bed.check_json()
+    report = bed.check_json(*healthy(bed))
     checks = _checks(report)
     image = checks["containers.image"]["results"][0]
     tag = image["evidence"]["image"]
@@ -192,13 +178,16 @@ def test_with_no_image_the_default_check_probes_every_default_form(bed):
     assert tag.startswith("gpudoctor-probe:") and image["evidence"]["source"] == "host-built"
     assert image["evidence"]["built"] is True and image["evidence"]["tools"].startswith("busybox")
     assert "made from this host's files" in image["summary"] and "--pull was not given" in image["evidence"]["why"]
-    # Every default form was probed and judged (CDI needs Docker >= 25: not applicable on this engine).
+    # Every default form was probed and judged: all work (CDI needs Docker >= 25: not applicable on 20.10).
     summary = checks["containers.summary"]["results"][0]
     rows = {row["form"]: row["verdict"] for row in summary["evidence"]["table"]["rows"]}
-    defaults = [f for f in FORMS if f.default and f.id != "cdi-all"]
-    assert rows == {f.id: "works" for f in defaults}
-    assert all(checks[f.check_id]["status"] == "pass" for f in defaults)
-    assert "not applicable" in checks["containers.cdi"]["results"][0]["summary"]
+    defaults = {f.id: f for f in FORMS if f.default}
+    cdi_applies = bed.dockerd.engine.at_least(25)
+    assert set(rows) == {f for f in defaults if cdi_applies or f != "cdi-all"}
+    assert all(v == "works" for f, v in rows.items() if f != "cdi-all")
+    assert all(checks[defaults[f].check_id]["status"] == "pass" for f in rows if f != "cdi-all")
+    if not cdi_applies:
+        assert "not applicable" in checks["containers.cdi"]["results"][0]["summary"]
     assert summary["evidence"]["image"] == tag and summary["evidence"]["image_source"] == "host-built"
     gpus = checks["containers.gpus-all"]["results"][0]["evidence"]["seen"]
     assert "GPU-" in gpus  # the injected nvidia-smi ran in gpudoctor's image and named the GPUs by UUID
@@ -211,7 +200,7 @@ def test_with_no_image_the_default_check_probes_every_default_form(bed):
 @pytest.mark.docker
 def test_the_image_is_reused_and_strict_passes_on_a_healthy_host(bed):
     first = _checks(bed.check_json())["containers.image"]["results"][0]["evidence"]
-    again = bed.gpudoctor("check", "--strict", "--format", "json")
+    again = bed.gpudoctor("check", "--strict", "--format", "json", *healthy(bed))
     assert again.returncode == 0, again.stdout[-3000:]
     ev = _checks(json.loads(again.stdout))["containers.image"]["results"][0]["evidence"]
     assert ev["built"] is False and ev["image_id"] == first["image_id"] and "inputs unchanged" in ev["why"]
@@ -254,6 +243,21 @@ def test_pull_that_cannot_reach_a_registry_falls_back_to_gpudoctors_image(bed):
     assert "--pull could not fetch nvidia/cuda:13.0.3-base-ubuntu24.04" in image["evidence"]["why"]
     assert checks["containers.gpus-all"]["status"] == "pass"
     assert all(i.startswith("gpudoctor-probe:") for i in _images(bed.dockerd))
+
+
+@pytest.mark.docker
+def test_explain_run_without_image_runs_in_gpudoctors_image(bed):
+    """`explain --run` takes the same image: the user's request is reproduced on a host with no image at all."""
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "gpudoctor", "explain", "--run", "--format", "json", "--root",
+                           str(bed.root), "--", "--gpus all"], capture_output=True, text=True, env=bed.env(), cwd="/",
+                          timeout=180)
+    run = json.loads(proc.stdout)["runs"][0]
+    assert run["image"].startswith("gpudoctor-probe:") and run["verdict"] == "works", run
+    assert "GPU-" in run["seen"]
+    assert all(i.startswith("gpudoctor-probe:") for i in _images(bed.dockerd)) and bed.dockerd.containers() == []
 
 
 @pytest.mark.docker

@@ -8,20 +8,21 @@ from __future__ import annotations
 
 import pytest
 
+from tests.sim.bed import healthy_args as healthy
 from tests.support.cli import run_cli
 
 pytestmark = pytest.mark.docker
 
 
 @pytest.fixture(scope="module")
-def bed(tmp_path_factory):
+def bed(tmp_path_factory, docker_engine):
     from tests.sim.bed import NVIDIA_RUNTIME, SimBed, bed_or_skip
     from tests.sim.host import SimHost
     from tests.sim.toolkit import ToolkitSpec
 
     bed_or_skip()
-    with SimBed.create(tmp_path_factory.mktemp("workbed"), SimHost.standard(2), ToolkitSpec(mode="legacy"),
-                       NVIDIA_RUNTIME) as b:
+    with SimBed.create(tmp_path_factory.mktemp("workbed"), SimHost.standard(2), ToolkitSpec(mode="legacy", cdi="index+uuid"),
+                       NVIDIA_RUNTIME, engine=docker_engine) as b:
         yield b
 
 
@@ -33,7 +34,7 @@ def _workload(report):
 
 def test_a_failing_command_fails_with_its_exit_code_and_last_lines(bed):
     cmd = "sh -c 'echo loading; echo CUDA error: no kernel image is available >&2; exit 3'"
-    report = bed.check_json("--image", bed.image, "--command", cmd)
+    report = bed.check_json("--image", bed.image, "--command", cmd, *healthy(bed))
     status, r = _workload(report)
     assert status == "fail"
     assert "exited 3" in r["summary"] and "--gpus all" in r["summary"], r
@@ -48,7 +49,8 @@ def test_a_failing_command_fails_with_its_exit_code_and_last_lines(bed):
 
 
 def test_a_command_that_sees_the_gpus_passes(bed):
-    proc = bed.gpudoctor("check", "--strict", "--format", "json", "--image", bed.image, "--command", "nvidia-smi -L")
+    proc = bed.gpudoctor("check", "--strict", "--format", "json", "--image", bed.image, "--command", "nvidia-smi -L",
+                         *healthy(bed))
     import json
 
     report = json.loads(proc.stdout)

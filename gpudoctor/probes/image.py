@@ -25,7 +25,6 @@ facts/probe_image.py, through `ctx.host.call("probe.host-image")`, so that suppo
 
 from __future__ import annotations
 
-import errno
 import hashlib
 import io
 import json
@@ -37,6 +36,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+from ..facts.bounded import resolve_in_root
 from .elf import ElfInfo, NotElf, read_elf
 
 REPOSITORY = "gpudoctor-probe"
@@ -60,7 +60,6 @@ ARCHES = {
 LD_SO_CONF = b"include /etc/ld.so.conf.d/*.conf\n"
 MAX_FILE_BYTES = 32 << 20  # a shell or libc is a few MiB; anything this big is not one
 MAX_IMAGE_BYTES = 96 << 20
-MAX_LINKS = 40  # symlinks followed for one path, as the kernel's limit (ELOOP)
 PRUNE_GRACE_S = 10 * 60
 
 
@@ -123,36 +122,6 @@ class ImageInputs:
 
 
 # -- reading the host's files under its root -------------------------------------------------------------------
-def resolve_in_root(root: str, path: str) -> str:
-    """This machine's path of host path `path`, every symlink resolved inside `root` (an absolute link target
-    restarts at the root, `..` stops there), like openat2's RESOLVE_IN_ROOT. Raises OSError (ELOOP)."""
-    if root in ("", "/"):
-        return os.path.realpath(path)
-    parts = deque(p for p in path.split("/") if p)
-    done: list[str] = []
-    links = 0
-    while parts:
-        part = parts.popleft()
-        if part == ".":
-            continue
-        if part == "..":
-            if done:
-                done.pop()
-            continue
-        here = os.path.join(root, *done, part)
-        if os.path.islink(here):
-            links += 1
-            if links > MAX_LINKS:
-                raise OSError(errno.ELOOP, "too many levels of symbolic links", path)
-            target = os.readlink(here)
-            if target.startswith("/"):
-                done = []
-            parts.extendleft(reversed([p for p in target.split("/") if p]))
-            continue
-        done.append(part)
-    return os.path.join(root, *done)
-
-
 @dataclass(frozen=True)
 class _HostFile:
     path: str  # the host path asked for
