@@ -13,8 +13,9 @@ from ..checking import Check, check
 from ..facts.probes import ProbeFacts
 from ..gpu_requests.behaviour import predict
 from ..gpu_requests.stack import StackState, stack_from_facts
-from ..links import TOOLKIT_DOCS, TOOLKIT_TROUBLESHOOTING
+from ..links import TOOLKIT_DOCS
 from ..model import Fix, Layer, Result, errored, failed, passed, skipped, warned
+from ..probes.best import working_forms
 from ..probes.compare import DEGRADED, FAILS, MISMATCH, NOT_RUN, WORKS, Judgement, judge, short
 from ..probes.forms import FORMS, ProbeSpec
 
@@ -236,79 +237,10 @@ mig = _form_check(
 )
 
 
-@check("containers.image", "The probe image is usable and fits the host driver", layer=Layer.CONTAINERS,
-       needs=("probes", "nvml"), after=("docker.reachable",))
-def image(probes: ProbeFacts, nvml) -> Iterable[Result]:
-    """The probe image exists, does not bake in driver libraries, and does not need a newer CUDA driver.
-
-    Why: driver libraries inside an image break when the host driver changes
-    (`image-bundles-driver-libraries`); `NVIDIA_REQUIRE_CUDA=cuda>=X` above the host's CUDA version
-    makes the toolkit refuse the container (`image-requires-newer-driver`).
-
-    Fix: build from a CUDA base image and never copy libcuda/libnvidia-ml into it; pick an image
-    tag matching `nvidia-smi`'s "CUDA Version".
-    """
-    if not probes.image:
-        return skipped(f"no probe ran: {probes.reason}")
-    if not probes.image_info.get("present"):
-        return warned(
-            probes.reason or f"probe image {probes.image} is not available",
-            subject=probes.image,
-            fix=Fix(
-                "Container probes need an image: pull one, or point gpudoctor at an image that is present "
-                "(your own workload image is the most telling probe).",
-                (f"docker pull {probes.image}", f"gpudoctor check --pull --image {probes.image}",
-                 "gpudoctor check --image YOUR_IMAGE"),
-                None,
-            ),
-        )
-    results = []
-    env = dict(e.split("=", 1) for e in probes.image_info.get("env", []) if "=" in e)
-    need = _required_cuda(env)
-    have = nvml.cuda_driver_version if nvml.ok else None
-    if need and have and need > have:
-        results.append(warned(
-            f"the image needs CUDA {_cuda_text(need)} but the host driver supports CUDA {_cuda_text(have)}",
-            subject=probes.image,
-            fix=Fix("Use an image built for the host's CUDA version, or upgrade the driver.",
-                    ("nvidia-smi | head -n 4",), "https://docs.nvidia.com/deploy/cuda-compatibility/"),
-        ))
-    base = next((probes.outcomes.get(s.key) for s in probes.specs if s.form_id == "baseline"), None)
-    if base and base.get("ok"):
-        from ..probes.parse import parse_probe_output
-
-        view = parse_probe_output(str(base.get("output") or ""))
-        baked = [p for p in view.libs if not view.lib_is_mounted(p) and "/stubs/" not in p]
-        if baked and not any(("libcuda" in m or "libnvidia-ml" in m) for m in view.mounts):
-            results.append(warned(
-                f"the image ships driver libraries itself: {', '.join(baked[:4])}",
-                subject=probes.image,
-                fix=Fix("Remove driver libraries from the image; the toolkit injects the host's matching ones.",
-                        ("docker run --rm IMAGE sh -c 'ls -l /usr/lib/x86_64-linux-gnu/libcuda.so*'",),
-                        TOOLKIT_TROUBLESHOOTING),
-            ))
-    if not results:
-        results.append(passed(f"{probes.image} is present and fits the host driver", subject=probes.image,
-                              evidence={"image_id": probes.image_info.get("id")}))
-    return results
-
-
 def _cli_of(probes: ProbeFacts, form_title: str) -> str:
     form_id = next((f.id for f in FORMS if f.title == form_title), None)
     spec = next((s for s in probes.specs if s.form_id == form_id), None)
     return spec.cli if spec else form_title
-
-
-def _required_cuda(env: dict[str, str]) -> int | None:
-    import re
-
-    text = env.get("NVIDIA_REQUIRE_CUDA", "")
-    m = re.search(r"cuda>=(\d+)\.(\d+)", text) or re.match(r"(\d+)\.(\d+)", env.get("CUDA_VERSION", ""))
-    return int(m.group(1)) * 1000 + int(m.group(2)) * 10 if m else None
-
-
-def _cuda_text(v: int) -> str:
-    return f"{v // 1000}.{(v % 1000) // 10}"
 
 
 @check("containers.summary", "At least one GPU request form works", layer=Layer.CONTAINERS, needs=("probes",),
@@ -345,15 +277,13 @@ def summary(probes: ProbeFacts) -> Result:
     # but not all a workload needs (it warns on its own line).
     titles = {f.id: f.title for f in FORMS}
     usable = (WORKS, DEGRADED)
-    # gpus-count-over "works" when it is refused: correct behaviour, not a form to recommend.
-    working = [titles[f] for f, verdicts in by_form.items()
-               if f not in ("baseline", "gpus-count-over") and all(v in usable for v in verdicts)]
-    working.sort(key=lambda t: any(v != WORKS for v in by_form[next(f for f in by_form if titles[f] == t)]))
+    working = [titles[f] for f in working_forms(by_form)]
     broken = [titles[f] for f, verdicts in by_form.items() if f != "baseline" and not all(v in usable for v in verdicts)]
     gpu_rows = [r for r in rows if r["form"] != "baseline"]
     table = {"columns": ["request", "expected", "seen", "verdict"], "rows": rows}
     # Also: how long the matrix took, and which leftovers of killed runs were removed first.
-    ev = {"table": table, "matrix_wall_s": round(probes.wall_s, 3), "swept_leftovers": list(probes.swept)}
+    ev = {"table": table, "matrix_wall_s": round(probes.wall_s, 3), "swept_leftovers": list(probes.swept),
+          "image": probes.image, "image_source": probes.image_source, "image_why": probes.image_why}
     if not gpu_rows:
         return skipped("no GPU request form was probed", evidence=ev)
     if probes.daemon_error:
@@ -374,5 +304,5 @@ def summary(probes: ProbeFacts) -> Result:
 
 
 CHECKS: tuple[Check, ...] = (
-    baseline, gpus_all, sdk_runtime, gpus_count, gpus_device, capabilities, runtime_env, cdi, mig, image, summary,
+    baseline, gpus_all, sdk_runtime, gpus_count, gpus_device, capabilities, runtime_env, cdi, mig, summary,
 )

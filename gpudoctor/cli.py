@@ -62,14 +62,27 @@ FormsOpt = Annotated[
     Optional[str], typer.Option("--forms", envvar="GPUDOCTOR_FORMS", help="Comma-separated request-form ids to probe.")
 ]
 AllFormsOpt = Annotated[bool, typer.Option("--all-forms", help="Probe every request form, not just the default set.")]
-PullOpt = Annotated[bool, typer.Option("--pull", help="Pull the probe image if it is not present.")]
+PullOpt = Annotated[
+    bool,
+    typer.Option("--pull", help="Pull the probe image if it is not present (without --image: the nvidia/cuda base image "
+                 "published for the driver's CUDA version)."),
+]
 NoProbesOpt = Annotated[
     bool, typer.Option("--no-probes", envvar="GPUDOCTOR_NO_PROBES", help="Do not start probe containers.")
 ]
+CommandOpt = Annotated[
+    Optional[str],
+    typer.Option("--command", envvar="GPUDOCTOR_COMMAND",
+                 help="Run this command in --image under the request form that works best, and judge its exit code."),
+]
 
 
-def _probe_options(image: str | None, forms: str | None, all_forms: bool, pull: bool, no_probes: bool) -> dict:
+def _probe_options(
+    image: str | None, forms: str | None, all_forms: bool, pull: bool, no_probes: bool, command: str | None = None
+) -> dict:
     chosen = [f.strip() for f in forms.split(",") if f.strip()] if forms else None
+    if command is not None:
+        _check_command(command, image, no_probes)
     if chosen:
         from .probes.forms import FORM_IDS  # light: the catalogue imports no docker
 
@@ -82,7 +95,24 @@ def _probe_options(image: str | None, forms: str | None, all_forms: bool, pull: 
         "probe_all_forms": all_forms,
         "probe_pull": pull,
         "probes": not no_probes,
+        "workload_command": command,
     }
+
+
+def _check_command(command: str, image: str | None, no_probes: bool) -> None:
+    """--command runs the user's program in the user's image (never in gpudoctor's own), in a container."""
+    import shlex
+
+    if not image:
+        raise _fail("--command needs --image: the command runs in your image", EXIT_USAGE)
+    if no_probes:
+        raise _fail("--command starts a container; it cannot be combined with --no-probes", EXIT_USAGE)
+    try:
+        words = shlex.split(command)
+    except ValueError as e:
+        raise _fail(f"--command: {e} in {command!r}", EXIT_USAGE) from None
+    if not words:
+        raise _fail("--command is empty", EXIT_USAGE)
 
 
 def _fail(message: str, code: int) -> "typer.Exit":
@@ -141,6 +171,7 @@ def check(
     all_forms: AllFormsOpt = False,
     pull: PullOpt = False,
     no_probes: NoProbesOpt = False,
+    command: CommandOpt = None,
 ) -> None:
     """Check every layer from PCI to probe containers; exit 0 ready, 1 not ready."""
     _check_format(fmt)
@@ -151,7 +182,7 @@ def check(
         replay=replay,
         only=tuple(only or ()),
         skip=tuple(skip or ()),
-        options=_probe_options(image, forms, all_forms, pull, no_probes),
+        options=_probe_options(image, forms, all_forms, pull, no_probes, command),
     )
     outcome = run_check(request, progress=sys.stderr.isatty() and fmt == "text")
     if outcome.problem:
@@ -190,11 +221,14 @@ def facts(
     all_forms: AllFormsOpt = False,
     pull: PullOpt = False,
     no_probes: NoProbesOpt = False,
+    command: CommandOpt = None,
 ) -> None:
     """Print the facts gathered from the host as JSON, or record them into a support bundle."""
     from .runner import RunRequest, run_facts
 
-    request = RunRequest(root=root, replay=replay, options=_probe_options(image, forms, all_forms, pull, no_probes))
+    request = RunRequest(
+        root=root, replay=replay, options=_probe_options(image, forms, all_forms, pull, no_probes, command)
+    )
     result = run_facts(request, record=record)
     if result.problem:
         raise _fail(result.problem, EXIT_INTERNAL)

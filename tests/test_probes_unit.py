@@ -200,11 +200,29 @@ def test_unknown_uuid_is_named():
     assert indices == () and unknown == ("GPU-99999999-0000-0000-0000-000000000000",) and how == "nvidia-smi UUIDs"
 
 
-def test_default_image_prefers_a_present_cuda_base_image_the_driver_supports():
-    from gpudoctor.facts.probes import default_image
+def test_a_present_cuda_base_image_the_driver_supports_is_preferred():
+    from gpudoctor.probes.cuda_images import present_fit
 
     present = ["nvidia/cuda:12.4.1-base-ubuntu22.04", "nvidia/cuda:13.1.0-base-ubuntu24.04",
                "nvidia/cuda:12.8.0-base-ubuntu24.04", "nvidia/cuda:12.8.0-devel-ubuntu24.04"]
-    assert default_image(13000, present) == "nvidia/cuda:12.8.0-base-ubuntu24.04"  # 13.1 needs a newer driver
-    assert default_image(13000, []) == "nvidia/cuda:13.0.0-base-ubuntu24.04"
-    assert default_image(12020, ["nvidia/cuda:12.4.1-base-ubuntu22.04"]) == "nvidia/cuda:12.2.0-base-ubuntu24.04"
+    assert present_fit(13000, present) == "nvidia/cuda:12.8.0-base-ubuntu24.04"  # 13.1 needs a newer driver
+    assert present_fit(12020, present) is None  # 12.4 needs a newer driver than 535's CUDA 12.2
+    assert present_fit(None, ["nvidia/cuda:12.4.1-base-ubuntu22.04"]) == "nvidia/cuda:12.4.1-base-ubuntu22.04"
+    assert present_fit(13000, ["nvidia/cuda:12.8.0-devel-ubuntu24.04", "busybox:latest"]) is None
+
+
+def test_the_pull_tag_is_a_published_one_for_the_drivers_cuda_version():
+    """The tag is the newest published base image the driver supports, never one derived from its number: driver
+    535 (CUDA 12.2) has 12.2.2, not 12.2.0; 565 (CUDA 12.7) has no CUDA 12.7 image at all."""
+    from gpudoctor.probes.cuda_images import BASE_TAGS, known_tag
+
+    assert known_tag(12020) == "nvidia/cuda:12.2.2-base-ubuntu22.04"
+    assert known_tag(12070) == "nvidia/cuda:12.6.3-base-ubuntu24.04"
+    assert known_tag(12080) == "nvidia/cuda:12.8.2-base-ubuntu24.04"
+    assert known_tag(13000) == "nvidia/cuda:13.0.3-base-ubuntu24.04"
+    assert known_tag(99990) == "nvidia/cuda:13.2.1-base-ubuntu24.04"  # a newer driver runs the newest image
+    assert known_tag(11040) is None and known_tag(None) is None
+    published = {f"nvidia/cuda:{a}.{b}.{c}-base-{os}" for (a, b, c), oses in BASE_TAGS.items() for os in oses}
+    for cuda in range(11070, 14000, 10):
+        tag = known_tag(cuda)
+        assert tag in published, cuda

@@ -110,7 +110,7 @@ def _run_all(items: Sequence[Any], root: str, *, image: str | None, command: Seq
         return [RunResult(e.request.label, image or "", RunPlan(None), None, None,
                           problem="no Docker daemon answers on this host: nothing can be run")
                 for e in explained]
-    chosen, why = _probe_image(image)
+    chosen, why = _probe_image(image, root)
     if why:
         return [RunResult(e.request.label, chosen, RunPlan(None), None, None, problem=why) for e in explained]
     env = _image_env(chosen)
@@ -118,14 +118,21 @@ def _run_all(items: Sequence[Any], root: str, *, image: str | None, command: Seq
                 timeout_s=timeout_s) for e in explained]
 
 
-def _probe_image(image: str | None) -> tuple[str, str | None]:
-    """The image to run in: the user's (--image), else a CUDA base image already on the daemon; never pulled."""
-    from ..facts.probes import CUDA_REPOSITORY, default_image
+def _probe_image(image: str | None, root: str = "/") -> tuple[str, str | None]:
+    """The image to run in: the user's (--image), else a CUDA base image already on the daemon, else gpudoctor's own
+    (probes/image.py, made from this host's files); never pulled."""
+    from ..probes import image as host_image
     from ..probes import runner
+    from ..probes.cuda_images import REPOSITORY, present_fit
 
     if not image:
         try:
-            image = default_image(None, runner.local_images(CUDA_REPOSITORY))
+            image = present_fit(None, runner.local_images(REPOSITORY))
+            if image is None:
+                made = host_image.ensure_host_image(root)
+                if not made.get("present"):
+                    return "", f"no image to run in ({made.get('error')}): pass --image IMAGE"
+                image = str(made["image"])
         except Exception as e:
             return "", f"cannot list the daemon's images: {e}"
     try:

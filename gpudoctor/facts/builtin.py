@@ -3,5 +3,5 @@
 Keep this list in chain order; each layer's module registers the facts its checks name in `needs`.
 """
 
-from . import identity, nvml, platform, pci, kernel, devices, probes  # noqa: F401
+from . import identity, nvml, platform, pci, kernel, devices, probes, workload  # noqa: F401
 from . import toolkit, cdi, docker, dockerd_process, daemon_config  # noqa: F401  (docker layer, issue 3)

@@ -8,20 +8,21 @@ through `ctx.host.call("probe.*")` so that support bundles replay them.
 from __future__ import annotations
 
 import time
-import re
 import threading
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence, TypeVar
+from typing import Any, Callable, Mapping, TypeVar
 
 from ..gpu_requests.request import HostGpu, host_gpus
 from ..probes.forms import FormContext, ProbeSpec, select_forms
 from .host import HostCallError
+from .probe_image import USER, choose_default_image
 from .registry import FactContext, FactMissing, fact
 
 T = TypeVar("T")
 R = TypeVar("R")
 
 PROBE_TIMEOUT_S = 60.0
+PROBES_FACT_TIMEOUT_S = 240.0
 MAX_CONCURRENT_PROBES = 6
 
 
@@ -39,33 +40,11 @@ class ProbeFacts:
     daemon_error: str | None = None  # the daemon died or hung mid-run
     wall_s: float = 0.0
     default_runtime: str | None = None
+    image_source: str | None = None  # user | local-cuda | pulled | host-built (facts/probe_image.py)
+    image_why: str | None = None  # why that image, in words for the report
 
     def specs_for(self, check_id: str) -> tuple[ProbeSpec, ...]:
         return tuple(s for s in self.specs if s.check_id == check_id)
-
-
-CUDA_REPOSITORY = "nvidia/cuda"
-
-
-def default_image(cuda_driver_version: int | None, present: Sequence[str] = ()) -> str:
-    """A CUDA base image matched to the host's CUDA driver version (13000 → 13.0).
-
-    Prefer one already on the daemon (offline hosts): the newest `nvidia/cuda:X.Y…-base…` whose CUDA
-    version the driver supports. Otherwise the canonical tag, which is pulled only with --pull.
-    """
-    usable = []
-    for tag in present:
-        m = re.match(rf"^{re.escape(CUDA_REPOSITORY)}:(\d+)\.(\d+)(?:\.\d+)?-base-", tag)
-        if m:
-            need = int(m.group(1)) * 1000 + int(m.group(2)) * 10
-            if cuda_driver_version is None or need <= cuda_driver_version:
-                usable.append((need, tag))
-    if usable:
-        return max(usable)[1]
-    if not cuda_driver_version:
-        return f"{CUDA_REPOSITORY}:12.4.1-base-ubuntu22.04"
-    major, minor = cuda_driver_version // 1000, (cuda_driver_version % 1000) // 10
-    return f"{CUDA_REPOSITORY}:{major}.{minor}.0-base-ubuntu24.04"
 
 
 class _ProbePool:
@@ -95,7 +74,7 @@ class _ProbePool:
         return dict(self._results)
 
 
-@fact("probes", timeout_s=240)
+@fact("probes", timeout_s=PROBES_FACT_TIMEOUT_S)
 def probes_fact(ctx: FactContext) -> ProbeFacts:
     """Probe containers, one per GPU request form, and what each saw."""
     from ..probes import runner
@@ -148,17 +127,15 @@ def probes_fact(ctx: FactContext) -> ProbeFacts:
         cuda = nvml.cuda_driver_version
     except FactMissing:
         gpus, cuda = (), None
-    if not image:
-        try:
-            present = ctx.host.call("probe.local-images", [CUDA_REPOSITORY], lambda: runner.local_images(CUDA_REPOSITORY))
-        except HostCallError:
-            present = []
-        image = default_image(cuda, present)
-    image_info = early if early is not None else prepare(image)
+    if image:
+        image_info, source, why = early if early is not None else prepare(image), USER, "given with --image"
+    else:
+        choice = choose_default_image(ctx, cuda, pull, prepare)
+        image, image_info, source, why = choice.image, choice.info, choice.source, choice.why
 
     form_ctx = FormContext(
         gpus=gpus,
-        image=image,
+        image=image or "IMAGE",
         cdi_supported=bool(docker.cdi_enabled),
         nvidia_runtime=docker.runtime("nvidia") is not None,
     )
@@ -171,13 +148,15 @@ def probes_fact(ctx: FactContext) -> ProbeFacts:
         else:
             specs.extend(form.expand(form_ctx))
 
-    common = dict(image=image, gpus=gpus, not_applicable=not_applicable, default_runtime=docker.default_runtime)
+    common = dict(image=image, gpus=gpus, not_applicable=not_applicable, default_runtime=docker.default_runtime,
+                  image_source=source, image_why=why)
     if isinstance(image_info, str):
         pool.join()
         return ProbeFacts(False, image_info, daemon_error=image_info, **common)
     if not image_info.get("present"):
-        why = image_info.get("error") or "not present locally and --pull was not given"
-        return ProbeFacts(False, f"probe image {image} is not available: {why}", image_info=image_info, **common)
+        lack = image_info.get("error") or "not present locally and --pull was not given"
+        what = f"probe image {image}" if image else "gpudoctor's probe image"
+        return ProbeFacts(False, f"{what} is not available: {lack}", image_info=image_info, **common)
     try:
         swept = tuple(ctx.host.call("probe.sweep", [], runner.sweep).get("removed", []))
     except HostCallError:

@@ -27,6 +27,9 @@ LABEL = "io.gpudoctor.probe"
 OWNER_LABEL = "io.gpudoctor.owner"
 FORM_LABEL = "io.gpudoctor.form"
 MAX_OUTPUT = 64 * 1024
+# The user's own command (`check --command`, facts/workload.py; `explain --run --command`) is their program, not the
+# probe script: more room, and the end of its output (where errors are) rather than the start.
+WORKLOAD_MEMORY, WORKLOAD_PIDS, WORKLOAD_TAIL_LINES = "4g", 512, 20
 # A probe older than this is a leftover whatever its owner says (a crashed run on another machine
 # that shares the daemon cannot be asked whether it is still alive).
 STALE_AFTER_S = 15 * 60
@@ -165,7 +168,9 @@ def run_probe(
     key: str, form_id: str, image: str, create_args: Mapping[str, Any], timeout_s: float = 60.0
 ) -> dict[str, Any]:
     """Create, start, wait for, read and remove one probe container. Never raises for a
-    container-level failure: that is the finding. Raises HostCallError if the daemon is gone."""
+    container-level failure: that is the finding. Raises HostCallError if the daemon is gone.
+    `create_args["command"]`: the user's command, run (under the image's entrypoint, as `docker run IMAGE CMD`
+    does) instead of the probe script, with the workload's limits, keeping the last lines of its output."""
     import docker
 
     started = time.monotonic()
@@ -186,22 +191,23 @@ def run_probe(
         for r in create_args.get("device_requests") or []
     ]
     cid: str | None = None
+    user_command = create_args.get("command")
     try:
         host_config = api.create_host_config(
             network_mode="none",
             cap_drop=["ALL"],
             security_opt=["no-new-privileges"],
             privileged=False,
-            mem_limit="256m",
-            pids_limit=64,
+            mem_limit=WORKLOAD_MEMORY if user_command else "256m",
+            pids_limit=WORKLOAD_PIDS if user_command else 64,
             device_requests=requests or None,
             runtime=create_args.get("runtime") or None,
         )
         created = api.create_container(
             image,
             # The probe script, or the user's own command (explain --run --command): never both.
-            entrypoint=None if create_args.get("command") else ["sh", "-c", probe_script()],
-            command=list(create_args.get("command") or []),
+            entrypoint=None if user_command else ["sh", "-c", probe_script()],
+            command=list(user_command or []),
             environment=list(create_args.get("environment") or []),
             labels={LABEL: "1", OWNER_LABEL: _owner(), FORM_LABEL: form_id},
             host_config=host_config,
@@ -225,8 +231,9 @@ def run_probe(
             raise
         outcome["exit_code"] = status.get("StatusCode")
         outcome["phase"] = "logs"
-        logs = api.logs(cid, stdout=True, stderr=True)
-        outcome["output"] = logs.decode("utf-8", "replace")[:MAX_OUTPUT]
+        logs = api.logs(cid, stdout=True, stderr=True, tail=WORKLOAD_TAIL_LINES if user_command else "all")
+        text = logs.decode("utf-8", "replace")
+        outcome["output"] = text[-MAX_OUTPUT:] if user_command else text[:MAX_OUTPUT]
         outcome["ok"] = True
         outcome["phase"] = "done"
     except docker.errors.ImageNotFound as e:

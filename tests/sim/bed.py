@@ -274,4 +274,13 @@ class SimBed:
         return f"SimBed({len(self.host.gpus)} GPUs, toolkit={mode}, {self.dockerd.url})"
 
 
-__all__ = ["SimBed", "SimDockerd", "NVIDIA_RUNTIME", "DEFAULT_IMAGE", "bed_or_skip", "missing_prerequisite"]
+def healthy_args(bed: SimBed) -> tuple[str, ...]:
+    """`gpudoctor check` arguments under which a bed of a healthy host judges healthy. On Docker >= 25 a CDI-name
+    request (`--device nvidia.com/gpu=…`) is resolved by dockerd itself from this machine's /etc/cdi, not the
+    tree's (the private dockerd is not chrooted into the bed): a failure no real host has, so containers.cdi is
+    left out of the verdict there (its probe still runs and is judged)."""
+    engine = bed.dockerd.engine
+    return ("--skip", "containers.cdi") if engine is not None and engine.at_least(25) else ()
+
+
+__all__ = ["healthy_args", "SimBed", "SimDockerd", "NVIDIA_RUNTIME", "DEFAULT_IMAGE", "bed_or_skip", "missing_prerequisite"]
