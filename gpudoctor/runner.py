@@ -99,6 +99,7 @@ def run_check(request: RunRequest, progress: bool = False) -> CheckRun:
         report, facts = run(host, checks, FactOptions(options))
     report = replace(report, timings={"total_s": round(time.monotonic() - started, 4),
                                       "facts_s": {k: round(v, 4) for k, v in facts.durations.items()}})
+    report = _with_host_info(report, _stack_info(facts))
     if len(checks) < len(every):
         report = replace(report, verdict=partial_verdict(report.verdict, checks, every))
     if isinstance(host, ReplayHost):
@@ -145,6 +146,19 @@ def _replay_problem(request: RunRequest, host: ReplayHost, facts: FactSet) -> st
             f"{len(missing)} answer(s) this version needs:\n  {listing}"
         )
     return None
+
+
+def _stack_info(facts: FactSet) -> dict[str, Any]:
+    """Versions a CI report names (JUnit properties): the Docker engine, where it answers, and the driver."""
+    info: dict[str, Any] = {}
+    docker = facts.values.get("docker")
+    if docker is not None:
+        info["engine"] = getattr(docker, "server_version", None)
+        info["docker_endpoint"] = getattr(docker, "endpoint", None)
+    nvml = facts.values.get("nvml")
+    if nvml is not None:
+        info["driver"] = getattr(nvml, "driver_version", None)
+    return {k: v for k, v in info.items() if v}
 
 
 def _with_host_info(report: Report, extra: Mapping[str, Any]) -> Report:
