@@ -111,3 +111,25 @@ def test_a_closed_stdout_is_not_an_error():
         os.close(write_end)
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr and "internal error" not in proc.stderr
+
+
+# -- 5. a broken plugin is its own row, outside the host verdict ----------------------------------
+def test_a_plugin_that_fails_to_import_does_not_become_the_root_cause():
+    from gpudoctor.engine import builtin_checks, plugin_checks, run_checks, verdict
+    from gpudoctor.facts.registry import FactSet
+    from gpudoctor.model import Report
+
+    class BrokenEntryPoint:
+        name = "bad"
+
+        def load(self):
+            raise ImportError("No module named 'bad_plugin'")
+
+    plugins = plugin_checks({c.id for c in builtin_checks()}, entry_points=lambda: [BrokenEntryPoint()])
+    outcomes = run_checks(plugins, FactSet({}, {}, {}))
+    v = verdict(outcomes)
+    assert v.ready and v.root_cause is None, v.headline
+    assert v.outside and "plugin 'bad' failed to load" in v.outside[0]
+    assert outcomes[0].status.value == "error" and outcomes[0].outside_host
+    report = Report(outcomes, v, "test", "")
+    assert report.exit_code() == 0 and report.exit_code(strict=True) == 1

@@ -147,8 +147,10 @@ def _layer_summary(layer: Layer, outcomes: list[CheckOutcome]) -> Any:
     elif warns:
         mark, style, what = *MARKS[Status.WARN], f"{warns} warning{'s' if warns != 1 else ''}, {passed} passed"
     elif passed:
-        skips = statuses.count(Status.SKIP)
-        mark, style, what = *MARKS[Status.PASS], f"{passed} passed" + (f", {skips} skipped" if skips else "")
+        n_blocked = sum(1 for o in outcomes if o.blocked_by)
+        skips = statuses.count(Status.SKIP) - n_blocked
+        what = f"{passed} passed" + (f", {n_blocked} blocked by {', '.join(blocked)}" if n_blocked else "")
+        mark, style, what = *MARKS[Status.PASS], what + (f", {skips} skipped" if skips else "")
     else:
         mark, style, what = *MARKS[Status.SKIP], "skipped"
         if blocked:
