@@ -380,8 +380,10 @@ def explain(
         ),
     ],
     kind: Annotated[
-        Optional[ExplainKind],
-        typer.Option("--kind", help="Force the input kind."),
+        Optional[str],
+        # A string, not a choice: explain also takes the kinds' aliases (cmdline, env, yaml; explain/detect.py).
+        typer.Option("--kind", metavar="KIND",
+                     help="Force the input kind: " + ", ".join(k.value for k in ExplainKind) + "."),
     ] = None,
     fmt: ListFormatOpt = TextOrJson.text,
     output: OutputOpt = None,
@@ -405,7 +407,7 @@ def explain(
 
     code = explain_command(
         list(inputs),
-        kind=kind.value if kind else None,
+        kind=kind,
         fmt=fmt.value,
         output=output,
         replay=replay,
