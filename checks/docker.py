@@ -16,6 +16,7 @@ from ..facts.docker import DockerFacts, version_tuple
 from ..facts.devices import DeviceFacts
 from ..facts.dockerd_process import DockerdProcess
 from ..facts.toolkit import ToolkitFacts
+from ..install import toolkit_install, toolkit_reinstall
 from ..links import TOOLKIT_CDI, TOOLKIT_INSTALL, TOOLKIT_TROUBLESHOOTING
 from ..model import Fix, Layer, Result, failed, passed, skipped, warned
 from ..gpu_requests.behaviour import GPUS_ALL, LEGACY_HOOK, Prediction, predict
@@ -446,7 +447,7 @@ def runtime_nvidia(docker: DockerFacts, toolkit: ToolkitFacts, dockerd_process: 
             + (" on dockerd's PATH" if dockerd_process.path_env is not None else ""),
             Fix(
                 "Reinstall the toolkit (or remove the stale runtime entry), then restart Docker.",
-                ("sudo apt-get install --reinstall -y nvidia-container-toolkit", *configure_commands(docker, dockerd_process)),
+                (*toolkit_reinstall(None), *configure_commands(docker, dockerd_process)),
                 TOOLKIT_DOCKER_DOC,
             ),
             evidence=_evidence("runtime-or-hook-binary-missing", path=rt.path, **ev),
@@ -489,7 +490,7 @@ def default_runtime(docker: DockerFacts, toolkit: ToolkitFacts, dockerd_process:
             f"default runtime `nvidia` points at {rt.path!r}, which does not exist: every container fails to start",
             Fix(
                 "Reinstall the NVIDIA Container Toolkit, or remove \"default-runtime\" from daemon.json, then restart.",
-                ("sudo apt-get install --reinstall -y nvidia-container-toolkit", *restart_commands(docker, dockerd_process)),
+                (*toolkit_reinstall(None), *restart_commands(docker, dockerd_process)),
                 TOOLKIT_TROUBLESHOOTING,
             ),
             evidence=_evidence("runtime-or-hook-binary-missing", **ev),
@@ -583,7 +584,7 @@ def gpu_driver(docker: DockerFacts, dockerd_process: DockerdProcess, toolkit: To
             Fix(
                 "Install the toolkit where dockerd looks (/usr/bin), or give the service a PATH that holds the hook, "
                 "then restart Docker.",
-                ("sudo apt-get install -y nvidia-container-toolkit", "sudo systemctl edit docker",
+                (*toolkit_install(None), "sudo systemctl edit docker",
                  *restart_commands(docker, dockerd_process)),
                 TOOLKIT_TROUBLESHOOTING,
             ),
@@ -633,7 +634,7 @@ def cgroups(docker: DockerFacts, toolkit: ToolkitFacts, devices: DeviceFacts) ->
             f"cgroup v2 with nvidia-container-cli {cli.version} (< 1.8): hook-based GPU containers fail with "
             "'cgroup subsystem devices not found'",
             Fix("Upgrade the NVIDIA Container Toolkit (all its packages).",
-                ("sudo apt-get update", "sudo apt-get install -y nvidia-container-toolkit"), TOOLKIT_TROUBLESHOOTING),
+                toolkit_install(None), TOOLKIT_TROUBLESHOOTING),
             evidence=_evidence("cgroup-v2-unsupported-old-stack", **ev),
         )
     hook_path = gpus_take_the_hook(gpus_all_here(docker, toolkit))

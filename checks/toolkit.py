@@ -9,7 +9,9 @@ from typing import Any
 
 from ..checking import Check, check
 from ..facts.docker import DockerFacts, version_tuple
+from ..facts.platform import PlatformFacts
 from ..facts.toolkit import ToolkitFacts
+from ..install import toolkit_install, toolkit_package_query, toolkit_upgrade, where
 from ..links import TOOLKIT_DOCS, TOOLKIT_INSTALL, TOOLKIT_TROUBLESHOOTING
 from ..model import Fix, Layer, Result, failed, passed, warned
 from .docker import HOOK_REFUSAL, NON_LEGACY_MODES, configure_commands, gpus_all_here
@@ -17,18 +19,9 @@ from .docker import HOOK_REFUSAL, NON_LEGACY_MODES, configure_commands, gpus_all
 RELEASE_NOTES = f"{TOOLKIT_DOCS}/release-notes.html"
 CONFIG_DOC = f"{TOOLKIT_INSTALL}#configuration"
 
-# The install guide's apt path (Debian/Ubuntu); the link covers dnf/zypper.
-INSTALL_COMMANDS = (
-    "curl -fsSL https://nvidia.github.io/libnvidia-container/gpgkey | sudo gpg --dearmor -o "
-    "/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg",
-    "curl -s -L https://nvidia.github.io/libnvidia-container/stable/deb/nvidia-container-toolkit.list | "
-    "sed 's#deb https://#deb [signed-by=/usr/share/keyrings/nvidia-container-toolkit-keyring.gpg] https://#g' | "
-    "sudo tee /etc/apt/sources.list.d/nvidia-container-toolkit.list",
-    "sudo apt-get update",
-    "sudo apt-get install -y nvidia-container-toolkit",
-    "sudo nvidia-ctk runtime configure --runtime=docker",
-    "sudo systemctl restart docker",
-)
+# The install guide's path for the host's distro family (gpudoctor/install.py), then Docker's registration.
+REGISTER = ("sudo nvidia-ctk runtime configure --runtime=docker", "sudo systemctl restart docker")
+
 
 # Releases with known regressions (failure-modes #24; toolkit CHANGELOG / release notes).
 KNOWN_BAD = {
@@ -39,11 +32,11 @@ KNOWN_BAD = {
     "1.19.1": "cuInit CUDA_ERROR_UNKNOWN on Maxwell GPUs (toolkit #1967)",
 }
 KNOWN_MODES = ("auto", "legacy", "cdi", "jit-cdi", "csv")
-UPGRADE = ("sudo apt-get update", "sudo apt-get install -y nvidia-container-toolkit")
 
 
-@check("toolkit.installed", "The NVIDIA Container Toolkit is installed", layer=Layer.TOOLKIT, needs=("toolkit",))
-def installed(toolkit: ToolkitFacts) -> Result:
+@check("toolkit.installed", "The NVIDIA Container Toolkit is installed", layer=Layer.TOOLKIT,
+       needs=("toolkit", "platform"))
+def installed(toolkit: ToolkitFacts, platform: PlatformFacts) -> Result:
     """The toolkit's runtime hook or runtime (`nvidia-container-runtime-hook`, `nvidia-container-runtime`) is
     installed.
 
@@ -51,8 +44,9 @@ def installed(toolkit: ToolkitFacts) -> Result:
     `could not select device driver "" with capabilities: [[gpu]]` and `--runtime=nvidia` with
     `Unknown runtime specified nvidia` (failure modes `no-gpu-device-driver-in-dockerd`, `runtime-not-registered`).
 
-    Fix: add NVIDIA's repository, `sudo apt-get install -y nvidia-container-toolkit`,
-    `sudo nvidia-ctk runtime configure --runtime=docker`, `sudo systemctl restart docker`.
+    Fix: add NVIDIA's repository and install `nvidia-container-toolkit` with the distro's package manager
+    (apt, dnf, zypper: the install guide), `sudo nvidia-ctk runtime configure --runtime=docker`,
+    `sudo systemctl restart docker`.
     """
     present = [b.name for b in toolkit.binaries if b.present]
     ev = {"present": present, "failure_mode": "no-gpu-device-driver-in-dockerd"}
@@ -65,7 +59,8 @@ def installed(toolkit: ToolkitFacts) -> Result:
         )
         return failed(
             what,
-            Fix("Install the NVIDIA Container Toolkit and register it with Docker.", INSTALL_COMMANDS, TOOLKIT_INSTALL),
+            Fix(f"Install the NVIDIA Container Toolkit from NVIDIA's repository and register it with Docker "
+                f"{where(platform.distro)}.", (*toolkit_install(platform.distro), *REGISTER), TOOLKIT_INSTALL),
             evidence=ev,
         )
     versions = toolkit.versions
@@ -77,17 +72,17 @@ def installed(toolkit: ToolkitFacts) -> Result:
     "toolkit.versions",
     "The toolkit's components are at one version, not a known-bad one",
     layer=Layer.TOOLKIT,
-    needs=("toolkit",),
+    needs=("toolkit", "platform"),
     after=("toolkit.installed",),
 )
-def versions(toolkit: ToolkitFacts) -> list[Result]:
+def versions(toolkit: ToolkitFacts, platform: PlatformFacts) -> list[Result]:
     """Every installed toolkit binary reports the same version, and it is not a release with a known regression.
 
     Why: the packages (`nvidia-container-toolkit`, `-base`, `libnvidia-container-tools`, `libnvidia-container1`)
     must match exactly since 1.18.0; mixes fail oddly (`No help topic for 'config'`, detection errors)
     (failure modes `toolkit-package-version-skew`, `known-bad-toolkit-release`).
 
-    Fix: install all packages at one version: `sudo apt-get update && sudo apt-get install -y nvidia-container-toolkit`.
+    Fix: install all packages at one version from NVIDIA's repository (apt, dnf or zypper, per the install guide).
     """
     results: list[Result] = []
     found = toolkit.versions
@@ -100,15 +95,16 @@ def versions(toolkit: ToolkitFacts) -> list[Result]:
         listing = ", ".join(f"{n} {v}" for n, v in sorted(found.items()))
         results.append(warned(
             f"toolkit components at different versions: {listing}",
-            fix=Fix("Upgrade all toolkit packages together.",
-                    (*UPGRADE, "dpkg-query -W 'nvidia-container-toolkit*' 'libnvidia-container*'"), TOOLKIT_INSTALL),
+            fix=Fix(f"Upgrade all toolkit packages together {where(platform.distro)}.",
+                    (*toolkit_upgrade(platform.distro), toolkit_package_query(platform.distro)), TOOLKIT_INSTALL),
             evidence={"versions": found, "failure_mode": "toolkit-package-version-skew"},
         ))
     for name, base in bases.items():
         if base in KNOWN_BAD:
             results.append(warned(
                 f"{name} {found[name]} is a release with a known regression: {KNOWN_BAD[base]}",
-                fix=Fix("Upgrade to a fixed release.", UPGRADE, RELEASE_NOTES),
+                fix=Fix(f"Upgrade to a fixed release {where(platform.distro)}.", toolkit_upgrade(platform.distro),
+                        RELEASE_NOTES),
                 evidence={"version": found[name], "failure_mode": "known-bad-toolkit-release"},
                 subject=name,
             ))
@@ -194,10 +190,11 @@ def config(toolkit: ToolkitFacts) -> list[Result]:
     "toolkit.mode",
     "The toolkit's mode works with how Docker will call it",
     layer=Layer.TOOLKIT,
-    needs=("toolkit", "docker", "dockerd_process", "cdi"),
+    needs=("toolkit", "docker", "dockerd_process", "cdi", "platform"),
     after=("toolkit.installed",),
 )
-def mode(toolkit: ToolkitFacts, docker: DockerFacts, dockerd_process: Any = None, cdi: Any = None) -> Result:
+def mode(toolkit: ToolkitFacts, docker: DockerFacts, dockerd_process: Any = None, cdi: Any = None,
+         platform: PlatformFacts | None = None) -> Result:
     """`nvidia-container-runtime.mode` is known, has the binaries it needs, and fits the daemon's default
     runtime.
 
@@ -223,8 +220,9 @@ def mode(toolkit: ToolkitFacts, docker: DockerFacts, dockerd_process: Any = None
         return failed(
             "mode legacy but nvidia-container-cli (libnvidia-container-tools) is not installed: the hook cannot "
             "configure containers",
-            Fix("Install the toolkit's packages together.",
-                ("sudo apt-get install -y nvidia-container-toolkit libnvidia-container-tools",), TOOLKIT_INSTALL),
+            Fix(f"Install the toolkit's packages together {where(platform.distro if platform else None)}.",
+                toolkit_install(platform.distro if platform else None,
+                                ("nvidia-container-toolkit", "libnvidia-container-tools")), TOOLKIT_INSTALL),
             evidence=ev,
         )
     if m in NON_LEGACY_MODES:

@@ -3,18 +3,23 @@
 Import-light on purpose: `gpudoctor --help` must not import docker or pynvml (Typer brings Rich for
 its help; nothing more). Everything heavy is imported inside the command functions.
 
-Exit codes (README "Exit codes"): 0 ready, 1 not ready, 2 usage error, 3 internal failure.
+Exit codes (README "Exit codes"): 0 ready, 1 not ready, 2 usage error, 3 internal failure,
+4 partial (a run limited by --only/--skip found nothing broken in what it checked, but did not check every layer).
 """
 
 from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated, List, Optional
+from typing import Annotated, Any, List, Optional
+
+import enum
 
 import typer
+import typer.core
 
 from . import __version__
+from .model import EXIT_PARTIAL
 
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -30,36 +35,68 @@ app = typer.Typer(
 )
 
 # -- shared options -----------------------------------------------------------------------------
+# Metavars name what a value is (FILE, ID), instead of Typer's `<str>` / `<list[str]>`.
+# Choices are Enums: Typer then refuses other values (a usage error, exit 2) and lists the choices in help.
+class ReportFormat(str, enum.Enum):
+    text = "text"
+    json = "json"
+    junit = "junit"
+
+
+class TextOrJson(str, enum.Enum):
+    text = "text"
+    json = "json"
+
+
+class ExplainKind(str, enum.Enum):
+    gpus = "gpus"
+    docker_run = "docker-run"
+    sdk = "sdk"
+    compose = "compose"
+    visible_devices = "visible-devices"
+    check = "check"
+
+
 FormatOpt = Annotated[
-    str, typer.Option("--format", "-f", envvar="GPUDOCTOR_FORMAT", help="Output format: text, json or junit.")
+    ReportFormat, typer.Option("--format", "-f", envvar="GPUDOCTOR_FORMAT", help="Output format.")
 ]
+ListFormatOpt = Annotated[TextOrJson, typer.Option("--format", "-f", envvar="GPUDOCTOR_FORMAT", help="Output format.")]
 OutputOpt = Annotated[
-    Optional[str], typer.Option("--output", "-o", envvar="GPUDOCTOR_OUTPUT", help="Write the report to this file.")
+    Optional[str],
+    typer.Option("--output", "-o", envvar="GPUDOCTOR_OUTPUT", metavar="FILE", help="Write the report to this file."),
 ]
-VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show details and every passing result.")]
+VerboseOpt = Annotated[bool, typer.Option("--verbose", "-v", help="Show every check and its evidence.")]
+# Boolean switches that also come from the environment are read by _env_flag, not by Click: Click's BOOL
+# refuses spellings people use (GPUDOCTOR_STRICT=enabled) and any NO_COLOR value but 1/true (no-color.org:
+# "when present and not an empty string ... regardless of its value").
 StrictOpt = Annotated[
-    bool, typer.Option("--strict", envvar="GPUDOCTOR_STRICT", help="Exit 1 on warnings too (for CI gates).")
+    bool, typer.Option("--strict", help="Exit 1 on warnings too (for CI gates). [env var: GPUDOCTOR_STRICT]")
 ]
-NoColorOpt = Annotated[
-    bool, typer.Option("--no-color", envvar="NO_COLOR", help="No colours (also when NO_COLOR is set).")
-]
+NoColorOpt = Annotated[bool, typer.Option("--no-color", help="No colours (also when NO_COLOR is set to anything).")]
 RootOpt = Annotated[
     str,
-    typer.Option("--root", envvar="GPUDOCTOR_ROOT", help="Read the host under this directory (e.g. /host from a container)."),
+    typer.Option("--root", envvar="GPUDOCTOR_ROOT", metavar="DIR",
+                 help="Read the host under this directory (e.g. /host from a container)."),
 ]
 ReplayOpt = Annotated[
-    Optional[str], typer.Option("--replay", help="Judge a recorded support bundle instead of this machine.")
+    Optional[str],
+    typer.Option("--replay", metavar="BUNDLE", help="Judge a recorded support bundle instead of this machine."),
 ]
 OnlyOpt = Annotated[
-    Optional[List[str]], typer.Option("--only", help="Run only checks with this id or id prefix (repeatable).")
+    Optional[List[str]],
+    typer.Option("--only", metavar="ID", help="Run only checks with this id or id prefix (repeatable)."),
 ]
-SkipOpt = Annotated[Optional[List[str]], typer.Option("--skip", help="Skip checks with this id or prefix (repeatable).")]
+SkipOpt = Annotated[
+    Optional[List[str]], typer.Option("--skip", metavar="ID", help="Skip checks with this id or prefix (repeatable).")
+]
 ImageOpt = Annotated[
     Optional[str],
-    typer.Option("--image", envvar="GPUDOCTOR_IMAGE", help="Probe image (your own image is the best probe)."),
+    typer.Option("--image", envvar="GPUDOCTOR_IMAGE", metavar="IMAGE",
+                 help="Probe image (your own image is the best probe)."),
 ]
 FormsOpt = Annotated[
-    Optional[str], typer.Option("--forms", envvar="GPUDOCTOR_FORMS", help="Comma-separated request-form ids to probe.")
+    Optional[str],
+    typer.Option("--forms", envvar="GPUDOCTOR_FORMS", metavar="IDS", help="Comma-separated request-form ids to probe."),
 ]
 AllFormsOpt = Annotated[bool, typer.Option("--all-forms", help="Probe every request form, not just the default set.")]
 PullOpt = Annotated[
@@ -68,13 +105,44 @@ PullOpt = Annotated[
                  "published for the driver's CUDA version)."),
 ]
 NoProbesOpt = Annotated[
-    bool, typer.Option("--no-probes", envvar="GPUDOCTOR_NO_PROBES", help="Do not start probe containers.")
+    bool, typer.Option("--no-probes", help="Do not start probe containers. [env var: GPUDOCTOR_NO_PROBES]")
 ]
 CommandOpt = Annotated[
     Optional[str],
     typer.Option("--command", envvar="GPUDOCTOR_COMMAND",
                  help="Run this command in --image under the request form that works best, and judge its exit code."),
 ]
+
+_TRUE = ("1", "true", "yes", "y", "on", "enabled", "enable")
+_FALSE = ("", "0", "false", "no", "n", "off", "disabled", "disable")
+
+
+def _env_flag(name: str, given: bool) -> bool:
+    """A switch given on the command line, else from the environment (the usual truthy/falsy spellings)."""
+    if given:
+        return True
+    raw = os.environ.get(name)
+    if raw is None:
+        return False
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise _fail(f"{name}={raw!r} is not a yes/no value (use 1/true/yes/on or 0/false/no/off)", EXIT_USAGE)
+
+
+def _check_output(output: str | None) -> None:
+    """Refuse an --output that cannot be written before any work is done (not after the whole check ran)."""
+    if not output or output == "-":
+        return
+    if os.path.isdir(output):
+        raise _fail(f"--output {output}: is a directory", EXIT_USAGE)
+    parent = os.path.dirname(os.path.abspath(output))
+    if not os.path.isdir(parent):
+        raise _fail(f"--output {output}: directory {parent} does not exist", EXIT_USAGE)
+    if not os.access(parent, os.W_OK) or (os.path.exists(output) and not os.access(output, os.W_OK)):
+        raise _fail(f"--output {output}: not writable", EXIT_USAGE)
 
 
 def _probe_options(
@@ -120,20 +188,16 @@ def _fail(message: str, code: int) -> "typer.Exit":
     return typer.Exit(code)
 
 
-def _check_format(fmt: str) -> None:
-    from .render import FORMATS
-
-    if fmt not in FORMATS:
-        raise _fail(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})", EXIT_USAGE)
-
-
 def _emit(text: str, output: str | None) -> None:
     if output and output != "-":
         with open(output, "w", encoding="utf-8") as f:
             f.write(text)
     else:
-        sys.stdout.write(text)
-        sys.stdout.flush()
+        try:
+            sys.stdout.write(text)
+            sys.stdout.flush()
+        except BrokenPipeError:
+            _stdout_closed()  # `gpudoctor list | head -1`: the reader had enough; not an error
 
 
 def _color_wanted(no_color: bool, output: str | None) -> bool:
@@ -157,7 +221,7 @@ def main_callback(
 
 @app.command()
 def check(
-    fmt: FormatOpt = "text",
+    fmt: FormatOpt = ReportFormat.text,
     output: OutputOpt = None,
     verbose: VerboseOpt = False,
     strict: StrictOpt = False,
@@ -173,8 +237,10 @@ def check(
     no_probes: NoProbesOpt = False,
     command: CommandOpt = None,
 ) -> None:
-    """Check every layer from PCI to probe containers; exit 0 ready, 1 not ready."""
-    _check_format(fmt)
+    """Check every layer from PCI to probe containers; exit 0 ready, 1 not ready, 4 partial (--only/--skip)."""
+    strict = _env_flag("GPUDOCTOR_STRICT", strict)
+    no_probes = _env_flag("GPUDOCTOR_NO_PROBES", no_probes)
+    _check_output(output)
     from .runner import RunRequest, run_check
 
     request = RunRequest(
@@ -184,11 +250,13 @@ def check(
         skip=tuple(skip or ()),
         options=_probe_options(image, forms, all_forms, pull, no_probes, command),
     )
+    fmt = fmt.value  # type: ignore[assignment]  # the Enum's plain string from here on
     outcome = run_check(request, progress=sys.stderr.isatty() and fmt == "text")
     if outcome.problem:
         raise _fail(outcome.problem, EXIT_USAGE if outcome.usage else EXIT_INTERNAL)
     report = outcome.report
     assert report is not None
+    to_file = bool(output and output != "-")
     if fmt == "json":
         from .render.json_report import render_json
 
@@ -200,12 +268,20 @@ def check(
     else:
         from .render.text import render_text
 
-        if output and output != "-":
+        if to_file:
+            assert output is not None
             with open(output, "w", encoding="utf-8") as f:
-                render_text(report, f, verbose=verbose, color=False)
+                render_text(report, f, verbose=verbose, color=False, width=100)
         else:
             render_text(report, sys.stdout, verbose=verbose, color=_color_wanted(no_color, output))
-    raise typer.Exit(report.exit_code(strict=strict))
+    code = report.exit_code(strict=strict)
+    if fmt != "text" or to_file:
+        # A CI log shows the answer even when the report went to a file or is machine-readable; the text
+        # report on a terminal already starts with this line.
+        from .render.text import verdict_line
+
+        typer.echo(verdict_line(report, code, output if to_file else None), err=True)
+    raise typer.Exit(code)
 
 
 @app.command()
@@ -224,6 +300,9 @@ def facts(
     command: CommandOpt = None,
 ) -> None:
     """Print the facts gathered from the host as JSON, or record them into a support bundle."""
+    no_probes = _env_flag("GPUDOCTOR_NO_PROBES", no_probes)
+    _check_output(output)
+    _check_output(record)
     from .runner import RunRequest, run_facts
 
     request = RunRequest(
@@ -241,35 +320,106 @@ def facts(
 
 
 @app.command(name="list")
-def list_checks(fmt: FormatOpt = "text") -> None:
+def list_checks(fmt: ListFormatOpt = TextOrJson.text) -> None:
     """List every check: id, layer, title and where it comes from (built-in or plugin)."""
     import json
 
     from .engine import all_checks
 
     checks = all_checks()
-    if fmt == "json":
+    if fmt.value == "json":
         _emit(json.dumps([c.info.to_dict() for c in checks], indent=2) + "\n", None)
         return
     width = max(len(c.id) for c in checks) if checks else 10
-    for c in checks:
-        typer.echo(f"{c.id:<{width}}  {c.info.layer.value:<10}  {c.info.source:<8}  {c.info.title}")
+    _emit("".join(f"{c.id:<{width}}  {c.info.layer.value:<10}  {c.info.source:<8}  {c.info.title}\n" for c in checks),
+          None)
 
 
-@app.command()
+class _ExplainCommand(typer.core.TyperCommand):
+    """`explain` takes its inputs as users paste them: `'--gpus "device=0,1"'`, `--gpus=all`,
+    `docker run --gpus all IMG` need no `--`.
+
+    Click would read a leading `--gpus` as an (unknown) option of explain. So, before Click parses: explain's
+    own options (and their values) at the front are explain's; the first token that is not one of them starts
+    the inputs, and a `--` is put there. After it, only explain's long options (`--format json`, `--run`, ...;
+    no docker run option has these names) are still explain's; short ones (-f, -o, -h) belong to the input
+    (docker run has -h and -v). A `--` the user typed keeps its meaning: everything after it is input.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # Typer shows a list argument as `{INPUT...}...` with a Python type (`<list[str]>`): show the metavar only.
+        for p in self.params:
+            if isinstance(p, typer.core.TyperArgument):
+                p.display_type_rich = lambda ctx: ""  # type: ignore[method-assign]
+                p._usage_display_name = lambda name=p.metavar: name  # type: ignore[method-assign]
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, _explain_argv(args, self.get_params(ctx)))
+
+
+def _explain_argv(args: list[str], params: list[Any]) -> list[str]:
+    takes_value: dict[str, bool] = {}
+    for p in params:
+        if isinstance(p, typer.core.TyperOption):
+            for name in (*p.opts, *p.secondary_opts):
+                takes_value[name] = not p.is_flag and p.nargs != 0
+
+    def own(tok: str, long_only: bool) -> tuple[bool, bool]:
+        """(is one of explain's options, the next token is its value)"""
+        name = tok.split("=", 1)[0] if tok.startswith("--") else tok
+        if name not in takes_value or (long_only and not name.startswith("--")):
+            return False, False
+        return True, takes_value[name] and "=" not in tok
+
+    head: list[str] = []
+    i = 0
+    while i < len(args):
+        tok = args[i]
+        if tok == "--":
+            return args
+        is_own, has_value = own(tok, long_only=False)
+        if not is_own:
+            break
+        head += args[i:i + 2] if has_value else [tok]
+        i += 2 if has_value else 1
+    tail: list[str] = []
+    inputs: list[str] = []
+    rest = args[i:]
+    j = 0
+    while j < len(rest):
+        tok = rest[j]
+        if tok == "--":
+            inputs += rest[j + 1:]
+            break
+        is_own, has_value = own(tok, long_only=True)
+        if is_own:
+            tail += rest[j:j + 2] if has_value else [tok]
+            j += 2 if has_value else 1
+            continue
+        inputs.append(tok)
+        j += 1
+    return [*head, *tail, "--", *inputs] if inputs else [*head, *tail]
+
+
+@app.command(cls=_ExplainCommand)
 def explain(
     inputs: Annotated[
         List[str],
         typer.Argument(
+            metavar="INPUT...",
             help="A --gpus value, a docker run command, a Docker SDK snippet, a Compose file or YAML, "
-            "an NVIDIA_VISIBLE_DEVICES value, or a check id."
+            "an NVIDIA_VISIBLE_DEVICES value, or a check id. Paste it as it is: "
+            "gpudoctor explain '--gpus \"device=0,1\"', gpudoctor explain docker run --gpus all IMAGE.",
         ),
     ],
     kind: Annotated[
         Optional[str],
-        typer.Option("--kind", help="Force the input kind: gpus, docker-run, sdk, compose, visible-devices, check."),
+        # A string, not a choice: explain also takes the kinds' aliases (cmdline, env, yaml; explain/detect.py).
+        typer.Option("--kind", metavar="KIND",
+                     help="Force the input kind: " + ", ".join(k.value for k in ExplainKind) + "."),
     ] = None,
-    fmt: FormatOpt = "text",
+    fmt: ListFormatOpt = TextOrJson.text,
     output: OutputOpt = None,
     replay: ReplayOpt = None,
     root: RootOpt = "/",
@@ -278,13 +428,13 @@ def explain(
     run: Annotated[bool, typer.Option("--run", help="Also run the request's GPU part on this host in a hardened probe "
                                       "and compare what the container saw with the host and with the prediction.")] = False,
     image: ImageOpt = None,
-    command: Annotated[Optional[str], typer.Option("--command", help="With --run: the command to run (default: the probe script).")] = None,
+    command: Annotated[Optional[str], typer.Option("--command", metavar="COMMAND",
+                                                   help="With --run: the command to run (default: the probe script).")] = None,
 ) -> None:
     """Explain what a GPU request really asks Docker for, its pitfalls, and the correct spelling."""
-    if fmt not in ("text", "json"):
-        raise _fail(f"unknown format {fmt!r} (choose from text, json)", EXIT_USAGE)
     if run and (replay or no_host):
         raise _fail("--run needs this host's daemon: it cannot be combined with --replay or --no-host", EXIT_USAGE)
+    _check_output(output)
     import shlex
 
     from .explain.command import explain_command
@@ -292,7 +442,7 @@ def explain(
     code = explain_command(
         list(inputs),
         kind=kind,
-        fmt=fmt,
+        fmt=fmt.value,
         output=output,
         replay=replay,
         root=root,
@@ -310,6 +460,25 @@ def _remove_probes() -> None:
     runner = sys.modules.get("gpudoctor.probes.runner")
     if runner is not None:
         runner.remove_live()
+
+
+def _stdout_closed() -> None:
+    """The reader of stdout went away (`gpudoctor list | head -1`): not an error. Point stdout at /dev/null so
+    that the interpreter's last flush does not fail again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+
+
+def _flush_or_closed() -> None:
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _stdout_closed()
+    except (OSError, ValueError):
+        pass
 
 
 def _default_to_check(argv: list[str]) -> list[str]:
@@ -333,12 +502,16 @@ def main() -> None:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     try:
         app(args=argv, prog_name="gpudoctor")
+    except BrokenPipeError:
+        _stdout_closed()
+        sys.exit(0)
     except KeyboardInterrupt:
         typer.echo("gpudoctor: interrupted; removing probe containers", err=True)
         _remove_probes()
         sys.exit(130)
     except SystemExit:
         _remove_probes()
+        _flush_or_closed()
         raise
     except Exception as e:
         typer.echo(f"gpudoctor: internal error: {type(e).__name__}: {e}", err=True)

@@ -17,7 +17,7 @@ from . import __version__
 from .checking import Check, as_results, check
 from .facts.host import Host
 from .facts.registry import FactOptions, FactSet, gather
-from .model import CheckInfo, CheckOutcome, Fix, Layer, Report, Result, Status, Verdict, errored, skipped
+from .model import OUTSIDE_HOST, CheckInfo, CheckOutcome, Fix, Layer, Report, Result, Status, Verdict, errored, skipped
 
 PLUGIN_GROUP = "gpudoctor.checks"
 
@@ -36,7 +36,7 @@ def builtin_checks() -> tuple[Check, ...]:
 def _plugin_error_check(name: str, message: str) -> Check:
     @check(f"plugin.{name}", f"Plugin {name} loads", layer=Layer.PLATFORM)
     def broken() -> Result:
-        return errored(f"plugin {name!r} failed to load: {message}")
+        return errored(f"plugin {name!r} failed to load: {message}", evidence={OUTSIDE_HOST: True})
 
     return broken.with_source(f"plugin:{name}")
 
@@ -181,7 +181,8 @@ def verdict(outcomes: Sequence[CheckOutcome]) -> Verdict:
     counts: dict[str, int] = {s.value: 0 for s in Status}
     for o in outcomes:
         counts[o.status.value] += 1
-    roots = [o for o in outcomes if o.status.is_problem and not o.blocked_by]
+    roots = [o for o in outcomes if o.status.is_problem and not o.blocked_by and not o.outside_host]
+    outside = tuple(r.summary for o in outcomes if o.outside_host for r in o.results)
     notes = tuple(
         str(r.evidence["verdict_note"]) for o in outcomes for r in o.results if r.evidence.get("verdict_note")
     )
@@ -190,12 +191,12 @@ def verdict(outcomes: Sequence[CheckOutcome]) -> Verdict:
         headline = "Ready: no layer checked is broken"
         if warn:
             headline += f" ({warn} warning{'s' if warn != 1 else ''})"
-        return Verdict(True, headline, counts=counts, notes=notes)
+        return Verdict(True, headline, counts=counts, notes=notes, outside=outside)
     root = min(roots, key=lambda o: o.check.layer.rank)
     bad = next(r for r in root.results if r.status.is_problem)
     fix: Fix | None = bad.fix
     headline = f"Not ready: {root.check.layer.label} — {bad.summary}"
-    return Verdict(False, headline, root.check.id, root.check.layer, fix, counts, notes)
+    return Verdict(False, headline, root.check.id, root.check.layer, fix, counts, notes, outside=outside)
 
 
 def build_report(outcomes: Sequence[CheckOutcome], host: Host, extra: Mapping[str, Any] | None = None) -> Report:

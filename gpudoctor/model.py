@@ -163,6 +163,10 @@ class CheckInfo:
         }
 
 
+# Evidence key of a result about gpudoctor's own set-up rather than the host (engine: plugin load errors).
+OUTSIDE_HOST = "outside_host"
+
+
 @dataclass(frozen=True)
 class CheckOutcome:
     """A check and the results it produced in one run."""
@@ -174,6 +178,11 @@ class CheckOutcome:
     @property
     def status(self) -> Status:
         return worst([r.status for r in self.results])
+
+    @property
+    def outside_host(self) -> bool:
+        """A finding about gpudoctor's own set-up (a plugin that failed to load), not about the host."""
+        return bool(self.results) and all(r.evidence.get(OUTSIDE_HOST) for r in self.results)
 
     @property
     def blocked_by(self) -> str | None:
@@ -203,10 +212,20 @@ class Verdict:
     # Lines a check asked to be repeated under the verdict (evidence key "verdict_note"),
     # e.g. which GPU request form to use on this host.
     notes: tuple[str, ...] = ()
+    # A run limited by --only/--skip: the layers (labels) with checks that did not run. Such a run never
+    # calls the host ready on their behalf.
+    partial: bool = False
+    unchecked: tuple[str, ...] = ()
+    # Problems outside the host's chain (a plugin that failed to load): shown as their own rows, never the
+    # root cause of the host.
+    outside: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "ready": self.ready,
+            "partial": self.partial,
+            "unchecked": list(self.unchecked),
+            "outside": list(self.outside),
             "notes": list(self.notes),
             "headline": self.headline,
             "root_cause": self.root_cause,
@@ -217,6 +236,9 @@ class Verdict:
 
 
 REPORT_SCHEMA = "gpudoctor.report/v1"
+# README "Exit codes": 0 ready, 1 not ready, 2 usage error, 3 internal failure, and 4 for a partial run
+# (--only/--skip) that found nothing broken in what it checked: not "ready", since layers went unchecked.
+EXIT_PARTIAL = 4
 
 
 @dataclass(frozen=True)
@@ -227,15 +249,29 @@ class Report:
     created: str
     host: Mapping[str, Any] = field(default_factory=dict)
     schema: str = REPORT_SCHEMA
+    # Wall-clock seconds: "total_s" for the run, "facts_s" per fact (gathering, probes included, is where the
+    # time goes; checks themselves take microseconds).
+    timings: Mapping[str, Any] = field(default_factory=dict)
 
     def exit_code(self, strict: bool = False) -> int:
-        """0 ready, 1 not ready (any fail/error; any warn with --strict). See README "Exit codes"."""
-        statuses = [o.status for o in self.outcomes]
+        """0 ready, 1 not ready (any fail/error; any warn with --strict), 4 partial. See README "Exit codes"."""
+        # A plugin that failed to load is its own error row, outside the host's verdict: it fails only --strict.
+        statuses = [o.status for o in self.outcomes if not o.outside_host]
         if any(s.is_problem for s in statuses):
+            return 1
+        if strict and any(o.status is not Status.PASS and o.outside_host for o in self.outcomes):
             return 1
         if strict and Status.WARN in statuses:
             return 1
+        if self.verdict.partial:
+            return EXIT_PARTIAL
         return 0
+
+    def check_seconds(self, outcome: CheckOutcome) -> float:
+        """A check's real time: its own run plus the slowest fact it waited for."""
+        facts = self.timings.get("facts_s") or {}
+        waited = max((float(facts.get(n, 0.0)) for n in outcome.check.needs), default=0.0)
+        return waited + outcome.duration_s
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -245,4 +281,5 @@ class Report:
             "host": dict(self.host),
             "verdict": self.verdict.to_dict(),
             "checks": [o.to_dict() for o in self.outcomes],
+            "timings": dict(self.timings),
         }

@@ -7,13 +7,15 @@ whole checks in-process.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, is_dataclass
-from typing import Any, Mapping
+import os
+import time
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
+from typing import Any, Mapping, Sequence
 
 from . import __version__
 from .facts.host import BundleError, Host, LiveHost, RecordingHost, ReplayHost
 from .facts.registry import FactOptions, FactSet
-from .model import Report
+from .model import Report, Status, Verdict
 
 
 @dataclass(frozen=True)
@@ -51,25 +53,80 @@ def _open_host(request: RunRequest, recording: bool = False) -> tuple[Host, dict
     return host, dict(request.options)
 
 
+def _selection_problem(every: tuple[Any, ...], request: RunRequest) -> str | None:
+    """An --only or --skip naming no check is a typo, not a wish: a usage error either way."""
+    from .engine import select
+
+    for flag, prefixes in (("--only", request.only), ("--skip", request.skip)):
+        unknown = [p for p in prefixes if not select(every, (p,), ())]
+        if unknown:
+            return f"{flag} {', '.join(unknown)}: no check matches this id or id prefix (see `gpudoctor list`)"
+    return None
+
+
+def root_problem(root: str) -> str | None:
+    """--root must name a directory: reading a missing tree would blame the kernel driver for a typo."""
+    if root in ("", "/"):
+        return None
+    if not os.path.exists(root):
+        return f"--root {root}: no such directory"
+    if not os.path.isdir(root):
+        return f"--root {root}: not a directory"
+    return None
+
+
 def run_check(request: RunRequest, progress: bool = False) -> CheckRun:
     from .engine import all_checks, run, select
 
+    if not request.replay:
+        problem = root_problem(request.root)
+        if problem:
+            return CheckRun(None, None, problem, usage=True)
     try:
         host, options = _open_host(request)
     except BundleError as e:
         return CheckRun(None, None, f"cannot replay: {e}")
-    checks = select(all_checks(), request.only, request.skip)
+    every = all_checks()
+    problem = _selection_problem(every, request)
+    if problem:
+        return CheckRun(None, None, problem, usage=True)
+    checks = select(every, request.only, request.skip)
     if not checks:
         return CheckRun(None, None, "no check matches the --only/--skip selection (see `gpudoctor list`)", usage=True)
     status_cm = _progress(progress)
+    started = time.monotonic()
     with status_cm:
         report, facts = run(host, checks, FactOptions(options))
+    report = replace(report, timings={"total_s": round(time.monotonic() - started, 4),
+                                      "facts_s": {k: round(v, 4) for k, v in facts.durations.items()}})
+    report = _with_host_info(report, _stack_info(facts))
+    if len(checks) < len(every):
+        report = replace(report, verdict=partial_verdict(report.verdict, checks, every))
     if isinstance(host, ReplayHost):
         problem = _replay_problem(request, host, facts)
         if problem:
             return CheckRun(None, facts, problem)
         report = _with_host_info(report, {"replay": request.replay})
     return CheckRun(report, facts)
+
+
+def partial_verdict(verdict: Verdict, ran: Sequence[Any], every: Sequence[Any]) -> Verdict:
+    """A run limited by --only/--skip judges only what it looked at (issue 11 #3): it names the layers it did
+    not check, and when nothing it checked is broken it says "Partial", never "Ready" (exit 4)."""
+    ran_ids = {c.id for c in ran}
+    left_out = [c for c in every if c.id not in ran_ids]
+    unchecked = tuple(dict.fromkeys(c.info.layer.label for c in sorted(left_out, key=lambda c: c.info.layer.rank)))
+    not_checked = "not checked: " + ", ".join(unchecked) if unchecked else "some checks were left out"
+    if not verdict.ready:
+        return replace(verdict, partial=True, unchecked=unchecked)
+    done = tuple(dict.fromkeys(c.info.layer.label for c in ran))
+    headline = f"Partial: nothing broken in {', '.join(done)}; {not_checked}"
+    warn = verdict.counts.get(Status.WARN.value, 0)
+    if warn:
+        headline += f" ({warn} warning{'s' if warn != 1 else ''})"
+    note = "This run was limited by --only/--skip: it does not say whether the host is ready; run `gpudoctor check`."
+    return replace(verdict, ready=False, headline=headline, partial=True, unchecked=unchecked,
+                   notes=(*verdict.notes, note))
 
 
 def _replay_problem(request: RunRequest, host: ReplayHost, facts: FactSet) -> str | None:
@@ -91,9 +148,20 @@ def _replay_problem(request: RunRequest, host: ReplayHost, facts: FactSet) -> st
     return None
 
 
-def _with_host_info(report: Report, extra: Mapping[str, Any]) -> Report:
-    from dataclasses import replace
+def _stack_info(facts: FactSet) -> dict[str, Any]:
+    """Versions a CI report names (JUnit properties): the Docker engine, where it answers, and the driver."""
+    info: dict[str, Any] = {}
+    docker = facts.values.get("docker")
+    if docker is not None:
+        info["engine"] = getattr(docker, "server_version", None)
+        info["docker_endpoint"] = getattr(docker, "endpoint", None)
+    nvml = facts.values.get("nvml")
+    if nvml is not None:
+        info["driver"] = getattr(nvml, "driver_version", None)
+    return {k: v for k, v in info.items() if v}
 
+
+def _with_host_info(report: Report, extra: Mapping[str, Any]) -> Report:
     return replace(report, host={**report.host, **extra})
 
 

@@ -43,4 +43,7 @@ def test_text_report_of_the_real_host_names_the_fix():
     assert proc.returncode == 1
     assert "Not ready: NVIDIA Container Toolkit" in proc.stdout
     assert "$ sudo apt-get install -y nvidia-container-toolkit" in proc.stdout
-    assert "GPU 0: NVIDIA H100 80GB HBM3" in proc.stdout
+    # Passing layers are one line each; -v shows every check with its findings.
+    assert "NVML (driver userspace): 5 passed" in proc.stdout
+    verbose = run_cli(["check", "--replay", str(BUNDLE), "--no-color", "-v"])
+    assert "GPU 0: NVIDIA H100 80GB HBM3" in verbose.stdout

@@ -194,6 +194,9 @@ def explain_one(text: str, *, kind: str | None, argv: list[str] | None = None, h
         if may_be_file and not is_file:
             _refuse_odd_file(text)
         if k == "check":
+            if kind is None and text.strip().endswith(_FILE_SUFFIXES) and not _known_check(text.strip()):
+                raise ExplainInputError(f"{text}: no such file (and no check has this id)",
+                                        "a Compose or Python file that exists, or a check id from `gpudoctor list`")
             return [_explain_check(text)]
         source = text
         body = text
@@ -287,6 +290,15 @@ def _parse(k: str, body: str, *, argv: list[str] | None, source: str) -> list[An
     from .model import ExplainInputError
 
     raise ExplainInputError(f"cannot explain kind {k!r}")
+
+
+def _known_check(check_id: str) -> bool:
+    try:
+        from ..engine import all_checks
+
+        return any(c.id == check_id for c in all_checks())
+    except Exception:
+        return False
 
 
 def _explain_check(text: str) -> Any:

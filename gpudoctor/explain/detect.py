@@ -13,7 +13,7 @@ from .model import ExplainInputError, KINDS
 
 KIND_ALIASES = {
     "gpus": "gpus", "--gpus": "gpus", "flag": "gpus",
-    "cmdline": "cmdline", "cli": "cmdline", "docker": "cmdline", "run": "cmdline", "command": "cmdline",
+    "cmdline": "cmdline", "docker-run": "cmdline", "cli": "cmdline", "docker": "cmdline", "run": "cmdline", "command": "cmdline",
     "sdk": "sdk", "python": "sdk", "docker-py": "sdk", "devicerequest": "sdk",
     "compose": "compose", "yaml": "compose", "docker-compose": "compose",
     "env": "env", "visible-devices": "env", "nvidia_visible_devices": "env", "nvidia-visible-devices": "env",
@@ -41,6 +41,8 @@ def detect_kind(text: str, *, is_file: bool = False) -> str:
     t = text.strip()
     if not t:
         return "gpus"  # the CLI's own answer for an empty --gpus is "EOF"
+    if is_file:  # docker-compose.yml, compose.yaml, app.py look like check ids: a file of that name wins
+        return "sdk" if t.endswith(_PY_FILE) else "compose"
     if is_check_id(t):
         return "check"
     if re.match(r"^(export\s+|-e\s+|--env[ =])?NVIDIA_VISIBLE_DEVICES=", t):
@@ -51,8 +53,6 @@ def detect_kind(text: str, *, is_file: bool = False) -> str:
         return "cmdline"
     if first.startswith("--") or (first.startswith("-") and len(first) == 2 and first[1].isalpha()):
         return "cmdline"
-    if is_file:
-        return "sdk" if t.endswith(_PY_FILE) else "compose"
     if "(" in t:
         try:
             tree = ast.parse(t)

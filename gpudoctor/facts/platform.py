@@ -12,8 +12,13 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ..install import Distro, parse_os_release
+from .host import NotRecorded
 from .hostfiles import DRIVER_LIBRARY_DIRS, list_dir, read_file
 from .registry import FactContext, fact
+
+# os-release(5): /etc/os-release, else /usr/lib/os-release.
+OS_RELEASE_PATHS = ("/etc/os-release", "/usr/lib/os-release")
 
 WSL_LIB_DIR = "/usr/lib/wsl/lib"
 WSL_REQUIRED_LIBS = ("libcuda.so.1", "libnvidia-ml.so.1")
@@ -31,6 +36,8 @@ class PlatformFacts:
     wsl_libs: tuple[str, ...]  # names found in /usr/lib/wsl/lib
     distro_driver_libs: tuple[str, ...]  # versioned libnvidia-ml/libcuda files from a Linux driver package
     nvidia_dev_nodes: bool  # any /dev/nvidia* at all
+    # The distro (os-release ID/ID_LIKE): which package manager the fixes use (gpudoctor/install.py).
+    distro: Distro = Distro()
 
     @property
     def is_wsl2(self) -> bool:
@@ -63,6 +70,18 @@ def classify(osrelease: str | None, proc_version: str | None, dxg: bool) -> tupl
     return "linux", ()
 
 
+def read_distro(ctx: FactContext) -> Distro:
+    for path in OS_RELEASE_PATHS:
+        try:
+            found = read_file(ctx.host, path)
+        except NotRecorded:
+            # A bundle recorded before gpudoctor read os-release: the distro is unknown, the rest replays.
+            return Distro()
+        if found.ok:
+            return parse_os_release(found.text)
+    return Distro()
+
+
 def read_platform(ctx: FactContext) -> PlatformFacts:
     host = ctx.host
     rel = read_file(host, "/proc/sys/kernel/osrelease")
@@ -86,10 +105,11 @@ def read_platform(ctx: FactContext) -> PlatformFacts:
         wsl_libs=tuple(n for n in wsl_dir.entries if n.startswith("lib")),
         distro_driver_libs=tuple(distro_libs),
         nvidia_dev_nodes=any(n.startswith("nvidia") for n in dev.entries),
+        distro=read_distro(ctx),
     )
 
 
 @fact("platform", timeout_s=5)
 def platform_fact(ctx: FactContext) -> PlatformFacts:
-    """Native Linux, WSL2 or WSL1: kernel release, /dev/dxg, /usr/lib/wsl/lib."""
+    """Native Linux, WSL2 or WSL1 (kernel release, /dev/dxg, /usr/lib/wsl/lib), and the distro (os-release)."""
     return read_platform(ctx)

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ..gpu_requests import texts
 from ..gpu_requests.texts import HOOK_REFUSAL
+from ..install import TOOLKIT_PACKAGES, toolkit_install, toolkit_reinstall, toolkit_upgrade
 from ..links import TOOLKIT_CDI, TOOLKIT_INSTALL, TOOLKIT_TROUBLESHOOTING
 from ..model import Fix
 
@@ -42,11 +43,9 @@ _rule(
         "(toolkit not installed, or installed after dockerd started)",
         Fix(
             "Install the NVIDIA Container Toolkit, register it with Docker and restart the daemon.",
-            (
-                "sudo apt-get install -y nvidia-container-toolkit",
-                "sudo nvidia-ctk runtime configure --runtime=docker",
-                "sudo systemctl restart docker",
-            ),
+            # Repository first (install.py); the distro is not known here: toolkit.installed, which this cause
+            # names, gives the host's own commands in the verdict.
+            (*toolkit_install(None), "sudo nvidia-ctk runtime configure --runtime=docker", "sudo systemctl restart docker"),
             TOOLKIT_INSTALL,
         ),
         "toolkit.installed",
@@ -183,7 +182,7 @@ _rule(
         "the toolkit is too old for cgroup v2",
         Fix(
             "Upgrade the NVIDIA Container Toolkit (cgroup v2 needs libnvidia-container ≥ 1.8).",
-            ("sudo apt-get install -y --only-upgrade nvidia-container-toolkit libnvidia-container1",),
+            toolkit_upgrade(None),
             TOOLKIT_TROUBLESHOOTING,
         ),
         "toolkit.versions",
@@ -196,7 +195,7 @@ _rule(
         "the registered runtime's binary is missing",
         Fix(
             "Reinstall the toolkit so the runtime binary exists, or fix its path in /etc/docker/daemon.json.",
-            ("sudo apt-get install --reinstall -y nvidia-container-toolkit", "sudo systemctl restart docker"),
+            (*toolkit_reinstall(None), "sudo systemctl restart docker"),
             TOOLKIT_INSTALL,
         ),
         "docker.runtime.nvidia",
@@ -260,9 +259,7 @@ _rule(
         "nvidia-container-cli (libnvidia-container-tools) is older than the NVIDIA hook that calls it",
         Fix(
             "Install matching versions of nvidia-container-toolkit and libnvidia-container-tools.",
-            ("sudo apt-get update",
-             "sudo apt-get install -y nvidia-container-toolkit nvidia-container-toolkit-base "
-             "libnvidia-container-tools libnvidia-container1"),
+            toolkit_upgrade(None, TOOLKIT_PACKAGES),
             TOOLKIT_INSTALL,
         ),
         "toolkit.versions",
@@ -305,7 +302,7 @@ _rule(
         "the registered nvidia runtime's binary is not on dockerd's PATH",
         Fix(
             "Reinstall the toolkit so the runtime binary exists, or fix its path in /etc/docker/daemon.json.",
-            ("sudo apt-get install --reinstall -y nvidia-container-toolkit", "sudo systemctl restart docker"),
+            (*toolkit_reinstall(None), "sudo systemctl restart docker"),
             TOOLKIT_INSTALL,
         ),
         "docker.runtime.nvidia",
