@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# On the GPU machine: the stack from a GPU-host kit, gpudoctor from this checkout, then one healthy real-stack
+# state and what a user runs there (scripts/gpu-machine-checks.py), and the speed benchmark (benchmarks/check_speed.py).
+#   bash scripts/gpu-machine-final.sh KIT_DIR ENGINE STATE
+set -uo pipefail
+kit=$1; engine=$2; state=$3
+pkill -x dockerd; sleep 1; pkill -9 -x containerd; rm -rf /var/lib/docker/* /var/lib/containerd /var/run/docker.sock
+bash "$kit/gpu-host-up.sh" --install-toolkit >/tmp/gpu-host-up.log 2>&1 || { tail -20 /tmp/gpu-host-up.log; exit 1; }
+export PATH=/opt/gpuhost/bin:/usr/local/nvidia/bin:$PATH
+rm -rf /opt/gpudoctor-site
+python3 -m pip install -q --no-build-isolation --no-deps --no-compile --target /opt/gpudoctor-site . >/tmp/pip.log 2>&1 \
+  || { tail -20 /tmp/pip.log; exit 1; }
+export PYTHONPATH=/opt/gpudoctor-site:/opt/gpuhost/site
+out=${OUT:-/tmp}
+python3 scripts/gpu-machine-checks.py --engine "$engine" --state "$state" --out "$out"
+python3 -P benchmarks/check_speed.py --image probe:glibc --gpus --repeat 7 --gpudoctor "python3 -P -m gpudoctor" \
+  --json "$out/speed.json" 2>&1 | tail -6
+docker ps -a --format '{{.ID}} {{.Image}} {{.Status}}' | head
