@@ -31,7 +31,7 @@ app = typer.Typer(
 
 # -- shared options -----------------------------------------------------------------------------
 FormatOpt = Annotated[
-    str, typer.Option("--format", "-f", envvar="GPUDOCTOR_FORMAT", help="Output format: text, json or junit.")
+    str, typer.Option("--format", "-f", envvar="GPUDOCTOR_FORMAT", help="Output format: text, json, junit or prometheus.")
 ]
 OutputOpt = Annotated[
     Optional[str], typer.Option("--output", "-o", envvar="GPUDOCTOR_OUTPUT", help="Write the report to this file.")
@@ -166,6 +166,10 @@ def check(
         from .render.junit import render_junit
 
         _emit(render_junit(report, strict=strict), output)
+    elif fmt == "prometheus":
+        from .render.prometheus import render_prometheus
+
+        _emit(render_prometheus(report), output)
     else:
         from .render.text import render_text
 

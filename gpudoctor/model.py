@@ -227,6 +227,8 @@ class Report:
     created: str
     host: Mapping[str, Any] = field(default_factory=dict)
     schema: str = REPORT_SCHEMA
+    # Wall time of the whole run (facts, probes, checks), set by gpudoctor/runner.py; None when not measured.
+    duration_s: float | None = None
 
     def exit_code(self, strict: bool = False) -> int:
         """0 ready, 1 not ready (any fail/error; any warn with --strict). See README "Exit codes"."""
@@ -242,6 +244,7 @@ class Report:
             "schema": self.schema,
             "tool_version": self.tool_version,
             "created": self.created,
+            "duration_s": round(self.duration_s, 3) if self.duration_s is not None else None,
             "host": dict(self.host),
             "verdict": self.verdict.to_dict(),
             "checks": [o.to_dict() for o in self.outcomes],

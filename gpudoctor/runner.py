@@ -7,7 +7,8 @@ whole checks in-process.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field, is_dataclass
+import time
+from dataclasses import asdict, dataclass, field, is_dataclass, replace
 from typing import Any, Mapping
 
 from . import __version__
@@ -62,8 +63,10 @@ def run_check(request: RunRequest, progress: bool = False) -> CheckRun:
     if not checks:
         return CheckRun(None, None, "no check matches the --only/--skip selection (see `gpudoctor list`)", usage=True)
     status_cm = _progress(progress)
+    started = time.monotonic()
     with status_cm:
         report, facts = run(host, checks, FactOptions(options))
+    report = replace(report, duration_s=time.monotonic() - started)
     if isinstance(host, ReplayHost):
         problem = _replay_problem(request, host, facts)
         if problem:
@@ -92,8 +95,6 @@ def _replay_problem(request: RunRequest, host: ReplayHost, facts: FactSet) -> st
 
 
 def _with_host_info(report: Report, extra: Mapping[str, Any]) -> Report:
-    from dataclasses import replace
-
     return replace(report, host={**report.host, **extra})
 
 

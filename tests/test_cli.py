@@ -45,7 +45,7 @@ def test_json_report_shape_and_junit_agree(tmp_path):
     assert proc.returncode in (0, 1), proc.stderr
     report = json.loads(proc.stdout)
     assert report["schema"] == "gpudoctor.report/v1"
-    assert set(report) == {"schema", "tool_version", "created", "host", "verdict", "checks"}
+    assert set(report) == {"schema", "tool_version", "created", "duration_s", "host", "verdict", "checks"}
     assert report["checks"], "no checks ran"
     for c in report["checks"]:
         assert {"id", "title", "layer", "status", "results"} <= set(c)
