@@ -105,3 +105,73 @@ def test_hostname_under_a_root_is_the_trees(tmp_path: Path) -> None:
     assert _report(proc.stdout, proc.stderr)["host"]["hostname"] == "gpu-node-17"
     proc = run_cli(["check", "--root", "/", "--no-probes", "--format", "json"], env={"DOCKER_HOST": "unix:///nonexistent.sock"})
     assert _report(proc.stdout, proc.stderr)["host"]["hostname"] == Path("/proc/sys/kernel/hostname").read_text().strip()
+
+
+# -- deploy/*.yaml's container, run in the image -----------------------------------------------------------------
+def _memory(quantity: str) -> str:
+    units = {"Ki": "k", "Mi": "m", "Gi": "g"}
+    return next((quantity[: -len(u)] + d for u, d in units.items() if quantity.endswith(u)), quantity)
+
+
+def _cpus(quantity: str) -> str:
+    return str(int(quantity[:-1]) / 1000) if quantity.endswith("m") else quantity
+
+
+def docker_run_args(manifest: dict[str, Any], env_overrides: dict[str, str]) -> tuple[list[str], list[str]]:
+    """The pod's container as `docker run` flags and the command after the image: hostPID, hostPath and emptyDir
+    mounts, user, read-only root, dropped capabilities, no-new-privileges, limits and env, as the kubelet would
+    ask a runtime for them. Not mapped: runtimeClassName (this machine has no GPU, so no nvidia runtime)."""
+    spec = manifest["spec"]["template"]["spec"]
+    (c,) = spec["containers"]
+    volumes = {v["name"]: v for v in spec["volumes"]}
+    flags = ["--network", "none"]
+    if spec.get("hostPID"):
+        flags += ["--pid", "host"]
+    for m in c["volumeMounts"]:
+        v = volumes[m["name"]]
+        if "hostPath" in v:
+            flags += ["-v", f"{v['hostPath']['path']}:{m['mountPath']}" + (":ro" if m.get("readOnly") else "")]
+        else:
+            size = _memory(v["emptyDir"].get("sizeLimit", "64Mi"))
+            flags += ["--tmpfs", f"{m['mountPath']}:size={size}"]
+    sc = c["securityContext"]
+    flags += ["--user", f"{sc['runAsUser']}:{sc['runAsGroup']}"]
+    if sc.get("readOnlyRootFilesystem"):
+        flags.append("--read-only")
+    for cap in sc.get("capabilities", {}).get("drop", []):
+        flags += ["--cap-drop", cap]
+    if sc.get("allowPrivilegeEscalation") is False:
+        flags += ["--security-opt", "no-new-privileges"]
+    limits = c["resources"]["limits"]
+    flags += ["--memory", _memory(limits["memory"]), "--cpus", _cpus(limits["cpu"])]
+    env = {e["name"]: e["value"] for e in c.get("env", [])}
+    env.update(env_overrides)
+    for k, v in env.items():
+        flags += ["-e", f"{k}={v}"]
+    flags += ["--entrypoint", c["command"][0]]
+    return flags, [*c["command"][1:], *c.get("args", [])]
+
+
+@pytest.mark.docker
+@pytest.mark.parametrize("name", ["job.yaml", "daemonset.yaml"])
+def test_manifest_container_runs_in_the_image(daemon: PrivateDockerd, image: BuiltImage, name: str) -> None:
+    """The manifest's exact command, args, mounts, user and limits; only DOCKER_HOST points at this test's private
+    daemon (under the same read-only /host mount), and the DaemonSet's loop stops after one run."""
+    import yaml
+
+    manifest = yaml.safe_load((Path(__file__).resolve().parent.parent / "deploy" / name).read_text())
+    overrides = {"DOCKER_HOST": f"unix:///host{daemon.socket}"}
+    if manifest["kind"] == "DaemonSet":
+        overrides["GPUDOCTOR_REPEAT_TIMES"] = "1"
+    flags, command = docker_run_args(manifest, overrides)
+    native_proc = run_cli(["check", "--format", "json"], env=daemon.env())
+    native = _report(native_proc.stdout, native_proc.stderr)
+    proc = daemon.docker("run", "--rm", *flags, image.tag, *command, timeout=300)
+    report = _report(proc.stdout, proc.stderr)
+    # The Job gates on the exit code: it is the verdict's, as natively.
+    assert proc.returncode == native_proc.returncode, proc.stderr
+    for key in ("ready", "root_cause", "layer"):
+        assert report["verdict"][key] == native["verdict"][key], (key, report["verdict"], native["verdict"])
+    assert report["host"]["hostname"] == native["host"]["hostname"]
+    if manifest["kind"] == "DaemonSet":
+        assert "gpudoctor.repeat: run 1 exited" in proc.stderr
