@@ -38,7 +38,8 @@ def _merge(args: list[str], stdin: str | None = None) -> tuple[int, str]:
     import sys
 
     proc = subprocess.run(
-        [sys.executable, "-m", "gpudoctor", "merge", *args], input=stdin, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "gpudoctor", "merge", *args], input=stdin, capture_output=True, text=True, timeout=120,
+        cwd="/",  # as tests/support/cli.py: no ./gpudoctor folder shadows the installed package
     )
     assert proc.returncode in (0, 1), proc.stderr
     return proc.returncode, proc.stdout

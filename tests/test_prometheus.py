@@ -90,3 +90,17 @@ def test_output_file_for_the_textfile_collector(tmp_path: Path) -> None:
     proc = run_cli(["check", "--replay", str(BUNDLES[0]), "--format", "prometheus", "--output", str(out)])
     assert proc.returncode == 1 and proc.stdout == ""
     assert _samples(out.read_text())["gpudoctor_ready"] == [({}, 0.0)]
+
+
+def test_live_run_has_its_timestamp_and_duration() -> None:
+    """A live run (no probes, no daemon) carries when its facts were read and how long it took."""
+    import time
+
+    proc = run_cli(["check", "--no-probes", "--format", "prometheus"], env={"DOCKER_HOST": "unix:///nonexistent.sock"})
+    assert proc.returncode in (0, 1), proc.stderr
+    m = _samples(proc.stdout)
+    ((_, stamp),) = m["gpudoctor_report_created_timestamp_seconds"]
+    assert abs(stamp - time.time()) < 600
+    ((_, duration),) = m["gpudoctor_run_duration_seconds"]
+    assert 0 < duration < 120
+    assert m["gpudoctor_ready"] == [({}, 0.0)]  # no daemon: not ready
