@@ -14,7 +14,7 @@ compared as ratios taken in this one run:
 | `gpudoctor --help` ≤ 1.2 × a bare two-command Typer app | help / bare app                                 |
 
 Where no GPU container can run (a CPU machine), the GPU-run ratios use the plain run instead and say so.
-The breakdown of one more `check` is read from its own JSON report: when each fact was ready (`host.fact_ready_s`)
+The breakdown of one more `check` is read from its own JSON report: the run's and each fact's time (`timings`)
 and each probe's create/start/wait/remove times (the probe results' evidence).
 
     python3 benchmarks/check_speed.py --image probe:glibc --repeat 7 [--gpus] [--json out.json]
@@ -95,7 +95,7 @@ def breakdown(a: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
                 probes[ev.get("form", c["id"])] = ev["timings"]
             if "matrix_wall_s" in ev:
                 matrix = ev["matrix_wall_s"]
-    return {"fact_ready_s": report.get("host", {}).get("fact_ready_s"), "probe_matrix_wall_s": matrix, "probes": probes,
+    return {"timings": report.get("timings"), "probe_matrix_wall_s": matrix, "probes": probes,
             "verdict": report.get("verdict", {}).get("headline")}
 
 

@@ -41,6 +41,7 @@ class ReportFormat(str, enum.Enum):
     text = "text"
     json = "json"
     junit = "junit"
+    prometheus = "prometheus"
 
 
 class TextOrJson(str, enum.Enum):
@@ -265,6 +266,10 @@ def check(
         from .render.junit import render_junit
 
         _emit(render_junit(report, strict=strict), output)
+    elif fmt == "prometheus":
+        from .render.prometheus import render_prometheus
+
+        _emit(render_prometheus(report), output)
     else:
         from .render.text import render_text
 
@@ -453,6 +458,29 @@ def explain(
         command=shlex.split(command) if command else None,
     )
     raise typer.Exit(code)
+
+
+@app.command()
+def merge(
+    reports: Annotated[
+        List[str], typer.Argument(help="JSON reports (`gpudoctor check --format json`); `-` reads many from stdin.")
+    ],
+    fmt: Annotated[str, typer.Option("--format", "-f", help="Output format: text (a table) or json (a summary).")] = "text",
+    output: OutputOpt = None,
+) -> None:
+    """Many hosts' reports in one table of hosts × layers with each host's root cause; exit 0 when all are ready."""
+    if fmt not in ("text", "json"):
+        raise _fail(f"unknown format {fmt!r} (choose from text, json)", EXIT_USAGE)
+    from .fleet import read_inputs
+    from .render.fleet import render_fleet_json, render_fleet_text
+
+    fleet = read_inputs(list(reports), sys.stdin)
+    for bad in fleet.unreadable:
+        typer.echo(f"gpudoctor: {bad.source}: {bad.problem}", err=True)
+    if not fleet.hosts:
+        raise _fail("no report to merge", EXIT_USAGE)
+    _emit(render_fleet_json(fleet) if fmt == "json" else render_fleet_text(fleet), output)
+    raise typer.Exit(fleet.exit_code)
 
 
 def _remove_probes() -> None:

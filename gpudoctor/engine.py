@@ -227,8 +227,6 @@ def run(
     summary = facts.values.get("host_identity")
     if summary is not None:
         extra = {"hostname": getattr(summary, "hostname", None), "kernel": getattr(summary, "kernel", None)}
-    # When each fact was ready, in seconds after gathering began: the run's critical path (benchmarks/check_speed.py).
-    extra["fact_ready_s"] = {name: round(d, 4) for name, d in facts.durations.items()}
     return build_report(outcomes, host, extra), facts
 
 

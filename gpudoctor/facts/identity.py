@@ -20,8 +20,14 @@ def _first_line(ctx: FactContext, path: str) -> str | None:
 
 @fact("host_identity", timeout_s=5)
 def host_identity(ctx: FactContext) -> HostIdentity:
-    """Hostname and kernel release of the host (under the root)."""
+    """Hostname and kernel release of the host (under the root).
+
+    /proc/sys/kernel/hostname answers for the UTS namespace of the process reading it, whichever procfs mount it
+    is read through: under `--root /host` in a container or a pod it names the container. There the host's
+    /etc/hostname names the host (hostname(5)); the kernel's answer is the fallback where that file is absent.
+    """
+    hostname = _first_line(ctx, "/etc/hostname") if ctx.host.root != "/" else None
     return HostIdentity(
-        hostname=_first_line(ctx, "/proc/sys/kernel/hostname"),
+        hostname=hostname or _first_line(ctx, "/proc/sys/kernel/hostname"),
         kernel=_first_line(ctx, "/proc/sys/kernel/osrelease"),
     )

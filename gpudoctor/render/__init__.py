@@ -1,5 +1,5 @@
-"""Renderers: turn an immutable Report into text, JSON or JUnit XML. They decide nothing."""
+"""Renderers: turn an immutable Report into text, JSON, JUnit XML or Prometheus metrics. They decide nothing."""
 
 from __future__ import annotations
 
-FORMATS = ("text", "json", "junit")
+FORMATS = ("text", "json", "junit", "prometheus")

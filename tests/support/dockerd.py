@@ -72,6 +72,28 @@ def _find_busybox_path() -> str | None:
     return None
 
 
+def busybox_rootfs_tar() -> bytes:
+    """A rootfs (tar) holding the static busybox and its applet links: the probe image, for `docker import` or
+    `podman import` (tests/support/podman.py)."""
+    busybox = find_busybox()
+    if busybox is None:
+        raise DockerdError("no static busybox (install Debian's busybox-static: /bin/busybox)")
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for d in ("bin", "dev", "proc", "sys", "tmp", "etc"):
+            info = tarfile.TarInfo(d)
+            info.type = tarfile.DIRTYPE
+            info.mode = 0o1777 if d == "tmp" else 0o755
+            tar.addfile(info)
+        tar.add(busybox, arcname="bin/busybox")
+        for applet in BUSYBOX_APPLETS:
+            link = tarfile.TarInfo(f"bin/{applet}")
+            link.type = tarfile.SYMTYPE
+            link.linkname = "busybox"
+            tar.addfile(link)
+    return buf.getvalue()
+
+
 _LIVE: "set[PrivateDockerd]" = set()
 _LIVE_LOCK = threading.Lock()
 
@@ -402,23 +424,7 @@ class PrivateDockerd:
         existing = self.docker("image", "inspect", "--format", "{{.Id}}", tag)
         if existing.returncode == 0:
             return existing.stdout.strip()
-        busybox = find_busybox()
-        if busybox is None:
-            raise DockerdError("no static busybox (install Debian's busybox-static: /bin/busybox)")
-        buf = io.BytesIO()
-        with tarfile.open(fileobj=buf, mode="w") as tar:
-            for d in ("bin", "dev", "proc", "sys", "tmp", "etc"):
-                info = tarfile.TarInfo(d)
-                info.type = tarfile.DIRTYPE
-                info.mode = 0o1777 if d == "tmp" else 0o755
-                tar.addfile(info)
-            tar.add(busybox, arcname="bin/busybox")
-            for applet in BUSYBOX_APPLETS:
-                link = tarfile.TarInfo(f"bin/{applet}")
-                link.type = tarfile.SYMTYPE
-                link.linkname = "busybox"
-                tar.addfile(link)
-        out = self.docker("import", "--change", 'CMD ["/bin/sh"]', "-", tag, input=buf.getvalue(), check=True)
+        out = self.docker("import", "--change", 'CMD ["/bin/sh"]', "-", tag, input=busybox_rootfs_tar(), check=True)
         return out.stdout.strip()
 
     def containers(self, all: bool = True) -> list[str]:
