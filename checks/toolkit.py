@@ -34,9 +34,14 @@ KNOWN_BAD = {
 KNOWN_MODES = ("auto", "legacy", "cdi", "jit-cdi", "csv")
 
 
+def _distro(platform: PlatformFacts | None) -> Any:
+    """The host's distro for install commands; None (apt steps, said so) where the platform fact is not given."""
+    return platform.distro if platform is not None else None
+
+
 @check("toolkit.installed", "The NVIDIA Container Toolkit is installed", layer=Layer.TOOLKIT,
        needs=("toolkit", "platform"))
-def installed(toolkit: ToolkitFacts, platform: PlatformFacts) -> Result:
+def installed(toolkit: ToolkitFacts, platform: PlatformFacts | None = None) -> Result:
     """The toolkit's runtime hook or runtime (`nvidia-container-runtime-hook`, `nvidia-container-runtime`) is
     installed.
 
@@ -60,7 +65,7 @@ def installed(toolkit: ToolkitFacts, platform: PlatformFacts) -> Result:
         return failed(
             what,
             Fix(f"Install the NVIDIA Container Toolkit from NVIDIA's repository and register it with Docker "
-                f"{where(platform.distro)}.", (*toolkit_install(platform.distro), *REGISTER), TOOLKIT_INSTALL),
+                f"{where(_distro(platform))}.", (*toolkit_install(_distro(platform)), *REGISTER), TOOLKIT_INSTALL),
             evidence=ev,
         )
     versions = toolkit.versions
@@ -75,7 +80,7 @@ def installed(toolkit: ToolkitFacts, platform: PlatformFacts) -> Result:
     needs=("toolkit", "platform"),
     after=("toolkit.installed",),
 )
-def versions(toolkit: ToolkitFacts, platform: PlatformFacts) -> list[Result]:
+def versions(toolkit: ToolkitFacts, platform: PlatformFacts | None = None) -> list[Result]:
     """Every installed toolkit binary reports the same version, and it is not a release with a known regression.
 
     Why: the packages (`nvidia-container-toolkit`, `-base`, `libnvidia-container-tools`, `libnvidia-container1`)
@@ -95,15 +100,15 @@ def versions(toolkit: ToolkitFacts, platform: PlatformFacts) -> list[Result]:
         listing = ", ".join(f"{n} {v}" for n, v in sorted(found.items()))
         results.append(warned(
             f"toolkit components at different versions: {listing}",
-            fix=Fix(f"Upgrade all toolkit packages together {where(platform.distro)}.",
-                    (*toolkit_upgrade(platform.distro), toolkit_package_query(platform.distro)), TOOLKIT_INSTALL),
+            fix=Fix(f"Upgrade all toolkit packages together {where(_distro(platform))}.",
+                    (*toolkit_upgrade(_distro(platform)), toolkit_package_query(_distro(platform))), TOOLKIT_INSTALL),
             evidence={"versions": found, "failure_mode": "toolkit-package-version-skew"},
         ))
     for name, base in bases.items():
         if base in KNOWN_BAD:
             results.append(warned(
                 f"{name} {found[name]} is a release with a known regression: {KNOWN_BAD[base]}",
-                fix=Fix(f"Upgrade to a fixed release {where(platform.distro)}.", toolkit_upgrade(platform.distro),
+                fix=Fix(f"Upgrade to a fixed release {where(_distro(platform))}.", toolkit_upgrade(_distro(platform)),
                         RELEASE_NOTES),
                 evidence={"version": found[name], "failure_mode": "known-bad-toolkit-release"},
                 subject=name,
@@ -220,8 +225,8 @@ def mode(toolkit: ToolkitFacts, docker: DockerFacts, dockerd_process: Any = None
         return failed(
             "mode legacy but nvidia-container-cli (libnvidia-container-tools) is not installed: the hook cannot "
             "configure containers",
-            Fix(f"Install the toolkit's packages together {where(platform.distro if platform else None)}.",
-                toolkit_install(platform.distro if platform else None,
+            Fix(f"Install the toolkit's packages together {where(_distro(platform))}.",
+                toolkit_install(_distro(platform),
                                 ("nvidia-container-toolkit", "libnvidia-container-tools")), TOOLKIT_INSTALL),
             evidence=ev,
         )

@@ -110,7 +110,7 @@ NoProbesOpt = Annotated[
 ]
 CommandOpt = Annotated[
     Optional[str],
-    typer.Option("--command", envvar="GPUDOCTOR_COMMAND",
+    typer.Option("--command", envvar="GPUDOCTOR_COMMAND", metavar="COMMAND",
                  help="Run this command in --image under the request form that works best, and judge its exit code."),
 ]
 

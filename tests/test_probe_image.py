@@ -21,6 +21,7 @@ from gpudoctor.probes import image as host_image
 from gpudoctor.probes.elf import NotElf, read_elf
 from gpudoctor.probes.forms import FORMS
 from tests.sim.bed import healthy_args as healthy
+from tests.sim.bed import healthy_exit, judged_healthy
 from tests.support import userland
 from tests.support.cli import run_cli
 
@@ -191,7 +192,7 @@ def test_with_no_image_the_default_check_probes_every_default_form(bed):
     assert summary["evidence"]["image"] == tag and summary["evidence"]["image_source"] == "host-built"
     gpus = checks["containers.gpus-all"]["results"][0]["evidence"]["seen"]
     assert "GPU-" in gpus  # the injected nvidia-smi ran in gpudoctor's image and named the GPUs by UUID
-    assert report["verdict"]["ready"] is True
+    assert judged_healthy(report), report["verdict"]["headline"]
     # Nothing but gpudoctor's own image was made, and nothing is left running.
     assert _images(bed.dockerd) == [tag]
     assert bed.dockerd.containers() == []
@@ -201,7 +202,7 @@ def test_with_no_image_the_default_check_probes_every_default_form(bed):
 def test_the_image_is_reused_and_strict_passes_on_a_healthy_host(bed):
     first = _checks(bed.check_json())["containers.image"]["results"][0]["evidence"]
     again = bed.gpudoctor("check", "--strict", "--format", "json", *healthy(bed))
-    assert again.returncode == 0, again.stdout[-3000:]
+    assert again.returncode == healthy_exit(bed), again.stdout[-3000:]
     ev = _checks(json.loads(again.stdout))["containers.image"]["results"][0]["evidence"]
     assert ev["built"] is False and ev["image_id"] == first["image_id"] and "inputs unchanged" in ev["why"]
     assert _images(bed.dockerd) == [first["image"]]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import pytest
 
 from tests.sim.bed import healthy_args as healthy
+from tests.sim.bed import healthy_exit
 from tests.support.cli import run_cli
 
 pytestmark = pytest.mark.docker
@@ -55,7 +56,7 @@ def test_a_command_that_sees_the_gpus_passes(bed):
 
     report = json.loads(proc.stdout)
     status, r = _workload(report)
-    assert status == "pass" and proc.returncode == 0, r
+    assert status == "pass" and proc.returncode == healthy_exit(bed), r
     assert r["evidence"]["exit_code"] == 0
     gpus = [line for line in r["evidence"]["output_tail"] if line.startswith("GPU ")]
     assert len(gpus) == 2 and all("UUID: GPU-" in g for g in gpus)

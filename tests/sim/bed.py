@@ -283,4 +283,16 @@ def healthy_args(bed: SimBed) -> tuple[str, ...]:
     return ("--skip", "containers.cdi") if engine is not None and engine.at_least(25) else ()
 
 
-__all__ = ["healthy_args", "SimBed", "SimDockerd", "NVIDIA_RUNTIME", "DEFAULT_IMAGE", "bed_or_skip", "missing_prerequisite"]
+def healthy_exit(bed: SimBed) -> int:
+    """The exit code of a healthy bed's check under healthy_args: 0, or 4 ("Partial") where --skip narrowed it
+    (a run that left a check out never says "Ready", README "Exit codes")."""
+    return 4 if healthy_args(bed) else 0
+
+
+def judged_healthy(report: dict) -> bool:
+    """Ready, or — under healthy_args' --skip — partial with nothing broken."""
+    v = report["verdict"]
+    return v["ready"] is True or (bool(v.get("partial")) and v["headline"].startswith("Partial: nothing broken"))
+
+
+__all__ = ["healthy_args", "healthy_exit", "judged_healthy", "SimBed", "SimDockerd", "NVIDIA_RUNTIME", "DEFAULT_IMAGE", "bed_or_skip", "missing_prerequisite"]
