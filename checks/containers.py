@@ -12,6 +12,7 @@ from typing import Any, Iterable
 from ..checking import Check, check
 from ..facts.probes import ProbeFacts
 from ..gpu_requests.behaviour import predict
+from ..gpu_requests.request import env_mapping
 from ..gpu_requests.stack import StackState, stack_from_facts
 from ..links import TOOLKIT_DOCS
 from ..model import Fix, Layer, Result, errored, failed, passed, skipped, warned
@@ -92,7 +93,7 @@ def _result(j: Judgement, spec: ProbeSpec, probes: ProbeFacts) -> Result:
 
 
 def image_env(probes: ProbeFacts) -> dict[str, str]:
-    return dict(e.split("=", 1) for e in probes.image_info.get("env", []) if "=" in e)
+    return env_mapping(probes.image_info.get("env"))
 
 
 def judge_check(probes: ProbeFacts, check_id: str, stack: StackState | None = None) -> Iterable[Result]:

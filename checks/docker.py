@@ -37,8 +37,6 @@ PODMAN_CDI_DOC = f"{TOOLKIT_CDI}#running-a-workload-with-cdi"
 SELINUX_DOC = f"{TOOLKIT_TROUBLESHOOTING}#nvml-insufficient-permissions-and-selinux"
 CGROUP_DOC = f"{TOOLKIT_TROUBLESHOOTING}#containers-losing-access-to-gpus-with-error-failed-to-initialize-nvml-unknown-error"
 
-# The modes in which the hook refuses, and dockerd's start-time slack, live with the behaviour model.
-NON_LEGACY_MODES = HOOK_REFUSING_MODES
 
 
 # -- helpers shared with checks/toolkit.py and checks/cdi.py ----------------------------------------
@@ -675,7 +673,7 @@ def rootless(docker: DockerFacts, toolkit: ToolkitFacts) -> list[Result]:
     `sudo setsebool -P container_use_devices 1`.
     """
     results: list[Result] = []
-    hook_path = toolkit.installed and toolkit.mode not in NON_LEGACY_MODES
+    hook_path = toolkit.installed and toolkit.mode not in HOOK_REFUSING_MODES
     if docker.rootless:
         if hook_path and not toolkit.no_cgroups:
             results.append(failed(

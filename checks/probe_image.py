@@ -11,6 +11,7 @@ import re
 from typing import Any, Iterable
 
 from ..checking import Check, check
+from ..gpu_requests.request import env_mapping
 from ..facts.probe_image import HOST_BUILT, LOCAL_CUDA, PULLED, USER
 from ..facts.probes import ProbeFacts
 from ..links import TOOLKIT_TROUBLESHOOTING
@@ -56,7 +57,7 @@ def image(probes: ProbeFacts, nvml: Any) -> Iterable[Result]:
     if not probes.image_info.get("present"):
         return [_unavailable(probes, have, ev)]
     results = []
-    env = dict(e.split("=", 1) for e in probes.image_info.get("env", []) if "=" in e)
+    env = env_mapping(probes.image_info.get("env"))
     need = _required_cuda(env)
     if need and have and need > have:
         results.append(warned(

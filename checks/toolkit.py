@@ -14,7 +14,8 @@ from ..facts.toolkit import ToolkitFacts
 from ..install import toolkit_install, toolkit_package_query, toolkit_upgrade, where
 from ..links import TOOLKIT_DOCS, TOOLKIT_INSTALL, TOOLKIT_TROUBLESHOOTING
 from ..model import Fix, Layer, Result, failed, passed, warned
-from .docker import HOOK_REFUSAL, NON_LEGACY_MODES, configure_commands, gpus_all_here
+from ..gpu_requests.stack import HOOK_REFUSING_MODES
+from .docker import HOOK_REFUSAL, configure_commands, gpus_all_here
 
 RELEASE_NOTES = f"{TOOLKIT_DOCS}/release-notes.html"
 CONFIG_DOC = f"{TOOLKIT_INSTALL}#configuration"
@@ -230,7 +231,7 @@ def mode(toolkit: ToolkitFacts, docker: DockerFacts, dockerd_process: Any = None
                                 ("nvidia-container-toolkit", "libnvidia-container-tools")), TOOLKIT_INSTALL),
             evidence=ev,
         )
-    if m in NON_LEGACY_MODES:
+    if m in HOOK_REFUSING_MODES:
         # Judged by what this stack does with plain --gpus (the behaviour model), not by restated engine rules.
         here = gpus_all_here(docker, toolkit, dockerd_process, cdi) if docker.reachable else None
         if here is not None and here.blame != "toolkit.mode":

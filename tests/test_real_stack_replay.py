@@ -18,7 +18,7 @@ import pytest
 from gpudoctor.facts.host import ReplayHost
 from gpudoctor.facts.registry import FactOptions, gather
 from gpudoctor.gpu_requests.behaviour import predict
-from gpudoctor.gpu_requests.request import host_gpus
+from gpudoctor.gpu_requests.request import env_mapping, host_gpus
 from gpudoctor.gpu_requests.stack import stack_from_facts
 from gpudoctor.probes.forms import FORMS, FormContext
 from tests.support.cli import run_cli
@@ -156,7 +156,7 @@ def test_the_behaviour_model_predicts_what_docker_did(engine: str, state: str):
     gpus = host_gpus(v["nvml"])
     specs = {s.key: s for f in FORMS for s in f.expand(FormContext(gpus, truth["image"], True, True))}
     specs["sdk-device-request"] = specs["gpus-all"]  # the same DeviceRequest, sent by docker-py
-    image_env = dict(e.split("=", 1) for e in v["probes"].image_info.get("env", []) if "=" in e)
+    image_env = env_mapping(v["probes"].image_info.get("env"))
     disagree = []
     for key, form in truth["forms"].items():
         if key.startswith("cdi") and engine == "20.10":

@@ -110,17 +110,17 @@ def _run_all(items: Sequence[Any], root: str, *, image: str | None, command: Seq
         return [RunResult(e.request.label, image or "", RunPlan(None), None, None,
                           problem="no Docker daemon answers on this host: nothing can be run")
                 for e in explained]
-    chosen, why = _probe_image(image, root)
+    chosen, env, why = _probe_image(image, root)
     if why:
         return [RunResult(e.request.label, chosen, RunPlan(None), None, None, problem=why) for e in explained]
-    env = _image_env(chosen)
     return [run(e.request, gpus=gpus, stack=stack, image=chosen, image_env=env, command=command,
                 timeout_s=timeout_s) for e in explained]
 
 
-def _probe_image(image: str | None, root: str = "/") -> tuple[str, str | None]:
-    """The image to run in: the user's (--image), else a CUDA base image already on the daemon, else gpudoctor's own
-    (probes/image.py, made from this host's files); never pulled."""
+def _probe_image(image: str | None, root: str = "/") -> tuple[str, dict[str, str], str | None]:
+    """The image to run in, its ENV, and why there is none: the user's (--image), else a CUDA base image already
+    on the daemon, else gpudoctor's own (probes/image.py, made from this host's files); never pulled."""
+    from ..gpu_requests.request import env_mapping
     from ..probes import image as host_image
     from ..probes import runner
     from ..probes.cuda_images import REPOSITORY, present_fit
@@ -131,27 +131,17 @@ def _probe_image(image: str | None, root: str = "/") -> tuple[str, str | None]:
             if image is None:
                 made = host_image.ensure_host_image(root)
                 if not made.get("present"):
-                    return "", f"no image to run in ({made.get('error')}): pass --image IMAGE"
+                    return "", {}, f"no image to run in ({made.get('error')}): pass --image IMAGE"
                 image = str(made["image"])
         except Exception as e:
-            return "", f"cannot list the daemon's images: {e}"
+            return "", {}, f"cannot list the daemon's images: {e}"
     try:
         info = runner.ensure_image(image, False)
     except Exception as e:
-        return image, f"cannot inspect {image}: {e}"
+        return image, {}, f"cannot inspect {image}: {e}"
     if not info.get("present"):
-        return image, f"the image {image} is not on this host (explain --run never pulls): pass --image IMAGE"
-    return image, None
-
-
-def _image_env(image: str) -> dict[str, str]:
-    from ..probes import runner
-
-    try:
-        env = runner.ensure_image(image, False).get("env") or []
-    except Exception:
-        return {}
-    return dict(e.split("=", 1) for e in env if "=" in e)
+        return image, {}, f"the image {image} is not on this host (explain --run never pulls): pass --image IMAGE"
+    return image, env_mapping(info.get("env")), None
 
 
 def _normalize_kind(kind: str | None) -> str | None:

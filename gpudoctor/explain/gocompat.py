@@ -12,6 +12,9 @@ Verified against docker CLI 28.2.2 and Debian's 20.10.24 (tests/test_explain_doc
 
 from __future__ import annotations
 
+# fmt's %v of []string / [][]string lives with the refusal texts that quote it.
+from ..gpu_requests.texts import go_slice_repr  # noqa: F401  (re-exported for explain)
+
 INT64_MIN = -(2**63)
 INT64_MAX = 2**63 - 1
 
@@ -189,10 +192,3 @@ def go_quote(s: str) -> str:
     return "".join(out)
 
 
-def go_slice_repr(value: object) -> str:
-    """fmt's %v for []string / [][]string values: [[compute utility gpu]], [] for nil."""
-    if value is None:
-        return "[]"
-    if isinstance(value, (list, tuple)):
-        return "[" + " ".join(go_slice_repr(v) for v in value) + "]"
-    return str(value)

@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Mapping, Sequence
 
-from ..gpu_requests.behaviour import Prediction, predict
+from ..gpu_requests.behaviour import Prediction, predict, resolve_tokens
 from ..gpu_requests.request import GpuRequest, HostGpu
 from ..gpu_requests.stack import StackState
 from ..probes.compare import Judgement, describe, judge
@@ -94,18 +94,8 @@ def _asked_for(req: GpuRequest, gpus: Sequence[HostGpu]) -> tuple[tuple[int, ...
             tokens += ["all"] if d.count < 0 else [str(i) for i in range(d.count)]
     if not req.device_requests and req.runtime == "nvidia":
         tokens += [t for t in (req.env_value("NVIDIA_VISIBLE_DEVICES") or "").split(",") if t]
-    found: set[int] = set()
-    missing = False
-    for t in tokens:
-        if t in ("none", "void", ""):
-            continue
-        if t == "all":
-            found.update(g.index for g in gpus)
-            continue
-        hit = [g.index for g in gpus if (t.isdigit() and g.index == int(t)) or (g.uuid and g.uuid.lower() == t.lower())]
-        found.update(hit)
-        missing = missing or not hit
-    return tuple(sorted(found)), missing
+    found, unknown = resolve_tokens(tokens, gpus)
+    return tuple(found), bool(unknown)
 
 
 def plan(req: GpuRequest, gpus: Sequence[HostGpu], image: str) -> RunPlan:

@@ -16,6 +16,7 @@ from typing import Any, Mapping
 
 from .docker_client import Endpoint, open_client, resolve_endpoint, to_host_call_error
 from .host import HostCallError
+from ..gpu_requests.stack import version_tuple  # noqa: F401  (one home; checks import it from here)
 from .registry import FactContext, fact
 
 DOCKER_TIMEOUT_S = 10.0
@@ -131,12 +132,6 @@ class DockerFacts:
         return bool(self.cdi_spec_dirs)
 
 
-def version_tuple(text: str | None) -> tuple[int, ...] | None:
-    """"20.10.24+dfsg1" → (20, 10, 24); "1.41" → (1, 41); junk → None."""
-    if not text:
-        return None
-    m = re.match(r"\s*v?(\d+(?:\.\d+)*)", text)
-    return tuple(int(x) for x in m.group(1).split(".")) if m else None
 
 
 def _str_tuple(value: Any) -> tuple[str, ...]:

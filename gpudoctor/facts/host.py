@@ -17,6 +17,7 @@ A replay checks the bundle's shape when it loads it (`ReplayHost.load`): a corru
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
@@ -421,14 +422,10 @@ def _json_type(value: Any) -> str:
 
 
 def _load_json(path: str) -> Any:
-    """The bundle file's JSON. Opened without blocking and read only if it is a regular file of
-    bounded size: a FIFO, a device or a directory given as the bundle is an error, never a hang."""
+    """The bundle file's JSON, read only if it is a regular file of bounded size (facts/bounded.read_regular: stat
+    first, never an open that blocks): a FIFO, a device or a directory given as the bundle is an error, never a hang."""
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
-    except OSError as e:
-        raise BundleError(f"cannot read bundle {path}: {e.strerror or e}") from None
-    try:
-        st = os.fstat(fd)
+        st = os.stat(path)
         if not stat_mod.S_ISREG(st.st_mode):
             what = {"dir": "a directory", "fifo": "a FIFO (named pipe)", "char": "a character device",
                     "block": "a block device", "socket": "a socket"}.get(_kind_of(st.st_mode), "not a regular file")
@@ -436,23 +433,14 @@ def _load_json(path: str) -> Any:
         if st.st_size > MAX_BUNDLE_BYTES:
             raise BundleError(f"cannot read bundle {path}: {st.st_size} bytes, larger than a bundle can be "
                               f"({MAX_BUNDLE_BYTES >> 20} MiB)")
-        chunks: list[bytes] = []
-        size = 0
-        while size <= MAX_BUNDLE_BYTES:
-            chunk = os.read(fd, min(1 << 20, MAX_BUNDLE_BYTES + 1 - size))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            size += len(chunk)
-        if size > MAX_BUNDLE_BYTES:
-            raise BundleError(f"cannot read bundle {path}: larger than a bundle can be ({MAX_BUNDLE_BYTES >> 20} MiB)")
+        data = read_regular(path, MAX_BUNDLE_BYTES)
     except OSError as e:
+        if e.errno == errno.EFBIG:
+            raise BundleError(f"cannot read bundle {path}: larger than a bundle can be ({MAX_BUNDLE_BYTES >> 20} MiB)") from None
         raise BundleError(f"cannot read bundle {path}: {e.strerror or e}") from None
-    finally:
-        os.close(fd)
     try:
         # Bounded nesting (facts/bounded.py): a deep bundle is "invalid", never a RecursionError.
-        return load_json(b"".join(chunks).decode("utf-8"))
+        return load_json(data.decode("utf-8"))
     except UnicodeDecodeError as e:
         raise BundleError(f"{path} is not a bundle: not UTF-8 text (byte {e.start})") from None
     except ValueError as e:

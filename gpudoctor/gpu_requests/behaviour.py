@@ -77,7 +77,7 @@ def _refuse(path: str, why: str, errors: Sequence[ErrorText], blame: str | None,
     return Prediction(path, True, (), tuple(errors), blame, why, exact, via or (path,))
 
 
-def _resolve(tokens: Sequence[str], gpus: Sequence[HostGpu]) -> tuple[list[int], list[str]]:
+def resolve_tokens(tokens: Sequence[str], gpus: Sequence[HostGpu]) -> tuple[list[int], list[str]]:
     """Host indices the tokens name, and the tokens that name nothing on this host."""
     found: list[int] = []
     unknown: list[str] = []
@@ -119,7 +119,7 @@ def _legacy_cli(tokens: Sequence[str], stack: StackState, gpus: Sequence[HostGpu
         return _refuse(path, "the hook passes --cuda-compat-mode, which this nvidia-container-cli does not know",
                        (ErrorText(texts.CLI_SKEW + stack.cuda_compat_mode + "'", texts.CLI_VIA_HOOK),), BLAME_VERSIONS,
                        via=via)
-    found, unknown = _resolve(tokens, gpus)
+    found, unknown = resolve_tokens(tokens, gpus)
     if unknown:
         return _refuse(path, f"{', '.join(unknown)} is not a GPU of this host",
                        (ErrorText(texts.CLI_UNKNOWN_DEVICE.format(token=unknown[0]), texts.CLI_VIA_HOOK),), None, via=via)
@@ -142,7 +142,7 @@ def _nvidia_runtime(visible: str | None, stack: StackState, gpus: Sequence[HostG
     mode = stack.runtime_mode
     if mode == "legacy":
         if stack.mode == "auto":
-            found, unknown = _resolve(tokens, gpus)
+            found, unknown = resolve_tokens(tokens, gpus)
             if unknown:  # auto mode's generator refuses first; its words vary (real stack)
                 return _refuse(RUNTIME_LEGACY, f"{', '.join(unknown)} is not a GPU of this host",
                                (ErrorText(texts.JIT_NO_SUCH_INDEX, texts.RUNTIME),
@@ -160,10 +160,10 @@ def _nvidia_runtime(visible: str | None, stack: StackState, gpus: Sequence[HostG
             return _refuse(RUNTIME_CDI, "the CDI spec names host files that do not exist",
                            (ErrorText(texts.CDI_OPEN_MISSING.format(path=stack.spec_missing_paths[0]), texts.RUNTIME),),
                            BLAME_CDI_STALE, via=(*via, RUNTIME_CDI))
-        found, _ = _resolve([n.partition("=")[2] for n in names], gpus)
+        found, _ = resolve_tokens([n.partition("=")[2] for n in names], gpus)
         return Prediction(RUNTIME_CDI, False, tuple(found), via=(*via, RUNTIME_CDI), why="the runtime injects the CDI devices")
     if mode == "jit-cdi":
-        found, unknown = _resolve(tokens, gpus)
+        found, unknown = resolve_tokens(tokens, gpus)
         if unknown:
             return _refuse(RUNTIME_JIT, f"{', '.join(unknown)} is not a GPU of this host",
                            (ErrorText(texts.JIT_NO_SUCH_INDEX, texts.RUNTIME),), None, exact=False, via=(*via, RUNTIME_JIT))
@@ -211,7 +211,7 @@ def predict(req: GpuRequest, stack: StackState, gpus: Sequence[HostGpu],
             return _refuse(DOCKERD_CDI, "the CDI spec names host files that do not exist",
                            (ErrorText(texts.CDI_OPEN_MISSING.format(path=stack.spec_missing_paths[0]), texts.DAEMON_START),),
                            BLAME_CDI_STALE)
-        found, _ = _resolve([n.partition("=")[2] for n in names], gpus)
+        found, _ = resolve_tokens([n.partition("=")[2] for n in names], gpus)
         devices.update(found)
         via.append(DOCKERD_CDI)
 
@@ -233,7 +233,7 @@ def predict(req: GpuRequest, stack: StackState, gpus: Sequence[HostGpu],
                 return _refuse(DOCKERD_CDI, "the CDI spec names host files that do not exist",
                                (ErrorText(texts.CDI_OPEN_MISSING.format(path=stack.spec_missing_paths[0]), texts.DAEMON_START),),
                                BLAME_CDI_STALE)
-            found, _ = _resolve(tokens, gpus)
+            found, _ = resolve_tokens(tokens, gpus)
             devices.update(found)
             via.append(DOCKERD_CDI)
             visible = "void"  # dockerd's CDI driver sets NVIDIA_VISIBLE_DEVICES=void (real stack)

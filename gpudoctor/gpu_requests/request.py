@@ -88,6 +88,11 @@ class ErrorText:
     versions: str = ""
 
 
+def env_mapping(entries: Any) -> dict[str, str]:
+    """An image's or a container's `KEY=value` list as a mapping (an entry without `=` sets nothing)."""
+    return dict(str(e).split("=", 1) for e in entries or () if "=" in str(e))
+
+
 # /dev/nvidia<minor> and /dev/nvidiactl: major 195 on every driver so far ("nvidia-frontend" or "nvidia" in
 # /proc/devices); nvidiactl is minor 255. How a container's view is mapped back to host GPUs.
 NVIDIA_MAJOR = 195

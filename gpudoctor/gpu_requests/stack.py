@@ -25,9 +25,12 @@ CDI_DEFAULT_ON_FROM = (28, 2)
 CUDA_COMPAT_FLAG_FROM = (1, 18)
 
 
-def version_tuple(v: str | None) -> tuple[int, ...] | None:
-    m = re.match(r"v?(\d+)(?:\.(\d+))?(?:\.(\d+))?", v or "")
-    return tuple(int(x) for x in m.groups() if x is not None) if m else None
+def version_tuple(text: str | None) -> tuple[int, ...] | None:
+    """"20.10.24+dfsg1" → (20, 10, 24); "1.41" → (1, 41); junk → None."""
+    if not text:
+        return None
+    m = re.match(r"\s*v?(\d+(?:\.\d+)*)", text)
+    return tuple(int(x) for x in m.group(1).split(".")) if m else None
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,9 @@ RUNTIME = "nvidia-container-runtime (container create)"
 
 
 def go_slice_repr(v: Any) -> str:
-    """Go's %v of a []string / [][]string: `[[gpu]]`, `[a b]`."""
+    """Go's %v of a []string / [][]string: `[[gpu]]`, `[a b]`, `[]` for nil."""
+    if v is None:
+        return "[]"
     if isinstance(v, (list, tuple)):
         return "[" + " ".join(go_slice_repr(x) for x in v) + "]"
     return str(v)
