@@ -12,7 +12,7 @@ from typing import Any, Sequence
 from ..checking import Check, check
 from ..facts.cdi import CdiFacts
 from ..facts.daemon_config import DaemonConfig
-from ..facts.docker import DockerFacts, version_tuple
+from ..facts.docker import SLOW_ANSWER_S, DockerFacts, version_tuple
 from ..facts.devices import DeviceFacts
 from ..facts.dockerd_process import DockerdProcess
 from ..facts.toolkit import ToolkitFacts
@@ -244,6 +244,18 @@ def reachable(docker: DockerFacts) -> Result:
     `docker context use default` / `unset DOCKER_HOST`.
     """
     ev = {"endpoint": docker.endpoint, "source": docker.endpoint_source, "context": docker.context}
+    if docker.reachable and docker.answer_s is not None and docker.answer_s > SLOW_ANSWER_S:
+        # A slow daemon (issue 14): every probe and `docker run` waits on it; say so here, at its layer.
+        return warned(
+            f"the daemon at {docker.endpoint} answers, but slowly: /version took {docker.answer_s:.1f}s "
+            f"(a healthy daemon answers in milliseconds; overloaded, or stuck on a hung container?)",
+            fix=Fix(
+                "Look at what the daemon is busy with and at its log; restart it if it is stuck.",
+                ("sudo systemctl status docker", "sudo journalctl -u docker -n 100", "docker ps -a"),
+                DOCKER_INSTALL_DOC,
+            ),
+            evidence={**ev, "answer_s": docker.answer_s, "failure_mode": "docker-hung"},
+        )
     if docker.reachable:
         where = "remote " if docker.is_remote else ""
         return passed(

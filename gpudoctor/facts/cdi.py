@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
+from .docker import DOCKER_FACT_TIMEOUT_S
 from .registry import FactContext, FactMissing, fact
 
 DEFAULT_DIRS = ("/etc/cdi", "/var/run/cdi")
@@ -200,7 +201,7 @@ def _dirs(ctx: FactContext) -> tuple[str, ...]:
     return tuple(dirs)
 
 
-@fact("cdi", timeout_s=40)
+@fact("cdi", timeout_s=DOCKER_FACT_TIMEOUT_S + 15)  # waits for docker and toolkit
 def cdi_fact(ctx: FactContext) -> CdiFacts:
     """CDI specs in /etc/cdi, /var/run/cdi and the daemon's/toolkit's spec dirs, parsed and checked against the host."""
     dirs = _dirs(ctx)
