@@ -16,7 +16,8 @@ from ..model import Fix, Layer, Result, errored, failed, passed, skipped, warned
 from ..probes.compare import DEGRADED, FAILS, MISMATCH, NOT_RUN, WORKS, Judgement, judge, short
 from ..probes.forms import FORMS, ProbeSpec
 
-HOST_LAYERS = ("nvml.init", "toolkit.installed", "docker.reachable")
+# docker.stayed-up: probes that failed because the daemon went away say nothing about GPUs (issue 14).
+HOST_LAYERS = ("nvml.init", "toolkit.installed", "docker.reachable", "docker.stayed-up")
 RUNTIME_LAYERS = (*HOST_LAYERS, "docker.runtime.nvidia")
 DOCS = f"{TOOLKIT_DOCS}/docker-specialized.html"
 
@@ -88,7 +89,7 @@ def judge_check(probes: ProbeFacts, check_id: str) -> Iterable[Result]:
 
 
 @check("containers.baseline", "A container with no GPU request sees no GPU", layer=Layer.CONTAINERS,
-       needs=("probes",), after=("docker.reachable",))
+       needs=("probes",), after=("docker.reachable", "docker.stayed-up"))
 def baseline(probes: ProbeFacts) -> Iterable[Result]:
     """A container started without any GPU request sees no NVIDIA device.
 
@@ -222,17 +223,28 @@ def image(probes: ProbeFacts, nvml) -> Iterable[Result]:
     if not probes.image:
         return skipped(f"no probe ran: {probes.reason}")
     if not probes.image_info.get("present"):
-        return warned(
-            probes.reason or f"probe image {probes.image} is not available",
-            subject=probes.image,
-            fix=Fix(
-                "Container probes need an image: pull one, or point gpudoctor at an image that is present "
-                "(your own workload image is the most telling probe).",
-                (f"docker pull {probes.image}", f"gpudoctor check --pull --image {probes.image}",
-                 "gpudoctor check --image YOUR_IMAGE"),
-                None,
-            ),
+        fix = Fix(
+            "Container probes need an image: pull one, or point gpudoctor at an image that is present "
+            "(your own workload image is the most telling probe).",
+            (f"docker pull {probes.image}", f"gpudoctor check --pull --image {probes.image}",
+             "gpudoctor check --image YOUR_IMAGE"),
+            None,
         )
+        if probes.image_info.get("invalid"):
+            fix = Fix(
+                "Give --image a reference Docker accepts: a lowercase repository, then :tag or @digest.",
+                ("docker image ls", "gpudoctor check --image REPOSITORY:TAG"),
+                "https://docs.docker.com/reference/cli/docker/image/tag/",
+            )
+        if probes.image_explicit:
+            # Asked for by name (issue 14): without it the containers layer cannot be judged at all.
+            return errored(
+                f"{probes.reason or f'probe image {probes.image} is not available'}; no probe container ran, "
+                "so the containers layer cannot be judged",
+                subject=probes.image,
+                fix=fix,
+            )
+        return warned(probes.reason or f"probe image {probes.image} is not available", subject=probes.image, fix=fix)
     results = []
     env = dict(e.split("=", 1) for e in probes.image_info.get("env", []) if "=" in e)
     need = _required_cuda(env)

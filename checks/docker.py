@@ -15,6 +15,7 @@ from ..facts.daemon_config import DaemonConfig
 from ..facts.docker import SLOW_ANSWER_S, DockerFacts, version_tuple
 from ..facts.devices import DeviceFacts
 from ..facts.dockerd_process import DockerdProcess
+from ..facts.probes import ProbeFacts
 from ..facts.toolkit import ToolkitFacts
 from ..links import TOOLKIT_CDI, TOOLKIT_INSTALL, TOOLKIT_TROUBLESHOOTING
 from ..model import Fix, Layer, Result, failed, passed, skipped, warned
@@ -765,6 +766,43 @@ def docker_cdi(docker: DockerFacts, cdi: CdiFacts, daemon_config: DaemonConfig) 
     return results
 
 
+# -- docker.stayed-up (issue 14) ------------------------------------------------------------------------
+@check(
+    "docker.stayed-up",
+    "The Docker daemon kept answering during the probes",
+    layer=Layer.DOCKER,
+    needs=("probes", "docker"),
+    after=("docker.reachable",),
+)
+def stayed_up(probes: ProbeFacts, docker: DockerFacts) -> Result:
+    """The daemon that answered at the start still answered while the probe containers ran.
+
+    Why: a daemon that crashes, is killed (OOM), restarted or frozen mid-run fails every probe for that
+    reason alone; the probes' errors ("Connection aborted", no answer) then say nothing about GPUs, and
+    judging them as container errors blames the wrong layer. Which probe saw it, and whether `/_ping`
+    answered afterwards, is in gpudoctor/facts/probes.py.
+
+    Fix: read the daemon's log (`journalctl -u docker`), look for the OOM killer (`dmesg`), make the
+    daemon stay up, then run gpudoctor again.
+    """
+    if probes.daemon_error:
+        hung = probes.daemon_error_kind == "timeout"
+        return failed(
+            f"the Docker daemon {probes.daemon_error}",
+            Fix(
+                "Find out why the daemon stopped answering (its log, the OOM killer, a restart), make it stay "
+                "up, then run gpudoctor again.",
+                ("sudo systemctl status docker", "sudo journalctl -u docker -n 100",
+                 "sudo dmesg | grep -i -E 'out of memory|killed process'", *restart_commands(docker)),
+                DOCKER_INSTALL_DOC,
+            ),
+            evidence={"kind": probes.daemon_error_kind, "failure_mode": "docker-hung" if hung else "docker-not-running"},
+        )
+    if not probes.enabled:
+        return skipped(f"no probe ran: {probes.reason}")
+    return passed(f"the daemon answered throughout the {len(probes.outcomes)} probe(s)")
+
+
 CHECKS: tuple[Check, ...] = (
     daemon_json,
     reachable,
@@ -777,4 +815,5 @@ CHECKS: tuple[Check, ...] = (
     cgroups,
     rootless,
     docker_cdi,
+    stayed_up,
 )

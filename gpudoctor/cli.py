@@ -3,7 +3,8 @@
 Import-light on purpose: `gpudoctor --help` must not import docker or pynvml (Typer brings Rich for
 its help; nothing more). Everything heavy is imported inside the command functions.
 
-Exit codes (README "Exit codes"): 0 ready, 1 not ready, 2 usage error, 3 internal failure.
+Exit codes (README "Exit codes"): 0 ready, 1 not ready, 2 usage error, 3 internal failure,
+128+N interrupted by signal N (SIGINT 130, SIGTERM 143, SIGHUP 129) after removing its probes.
 """
 
 from __future__ import annotations
@@ -66,9 +67,27 @@ PullOpt = Annotated[bool, typer.Option("--pull", help="Pull the probe image if i
 NoProbesOpt = Annotated[
     bool, typer.Option("--no-probes", envvar="GPUDOCTOR_NO_PROBES", help="Do not start probe containers.")
 ]
+# The whole run's deadline (facts/registry.py `deadline_s`): what is not finished by then is reported as
+# such (unfinished probes: not-run, their containers removed) instead of hanging on a stuck daemon or runtime.
+DEFAULT_TIMEOUT_S = 120.0
+MIN_TIMEOUT_S = 20.0  # the probes leave facts/probes.py DEADLINE_MARGIN_S (12 s) to cleanup and judging
+TimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        envvar="GPUDOCTOR_TIMEOUT",
+        help=f"Deadline for the whole run in seconds (default {DEFAULT_TIMEOUT_S:g}; at least {MIN_TIMEOUT_S:g}): "
+        "probes not finished by then are reported as not run and removed.",
+    ),
+]
 
 
-def _probe_options(image: str | None, forms: str | None, all_forms: bool, pull: bool, no_probes: bool) -> dict:
+def _probe_options(
+    image: str | None, forms: str | None, all_forms: bool, pull: bool, no_probes: bool,
+    timeout: float = DEFAULT_TIMEOUT_S,
+) -> dict:
+    if not timeout >= MIN_TIMEOUT_S:  # also refuses NaN
+        raise _fail(f"--timeout must be at least {MIN_TIMEOUT_S:g} seconds, not {timeout:g}", EXIT_USAGE)
     chosen = [f.strip() for f in forms.split(",") if f.strip()] if forms else None
     if chosen:
         from .probes.forms import FORM_IDS  # light: the catalogue imports no docker
@@ -82,6 +101,7 @@ def _probe_options(image: str | None, forms: str | None, all_forms: bool, pull: 
         "probe_all_forms": all_forms,
         "probe_pull": pull,
         "probes": not no_probes,
+        "deadline_s": timeout,
     }
 
 
@@ -141,6 +161,7 @@ def check(
     all_forms: AllFormsOpt = False,
     pull: PullOpt = False,
     no_probes: NoProbesOpt = False,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT_S,
 ) -> None:
     """Check every layer from PCI to probe containers; exit 0 ready, 1 not ready."""
     _check_format(fmt)
@@ -151,7 +172,7 @@ def check(
         replay=replay,
         only=tuple(only or ()),
         skip=tuple(skip or ()),
-        options=_probe_options(image, forms, all_forms, pull, no_probes),
+        options=_probe_options(image, forms, all_forms, pull, no_probes, timeout),
     )
     outcome = run_check(request, progress=sys.stderr.isatty() and fmt == "text")
     if outcome.problem:
@@ -190,11 +211,14 @@ def facts(
     all_forms: AllFormsOpt = False,
     pull: PullOpt = False,
     no_probes: NoProbesOpt = False,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT_S,
 ) -> None:
     """Print the facts gathered from the host as JSON, or record them into a support bundle."""
     from .runner import RunRequest, run_facts
 
-    request = RunRequest(root=root, replay=replay, options=_probe_options(image, forms, all_forms, pull, no_probes))
+    request = RunRequest(
+        root=root, replay=replay, options=_probe_options(image, forms, all_forms, pull, no_probes, timeout)
+    )
     result = run_facts(request, record=record)
     if result.problem:
         raise _fail(result.problem, EXIT_INTERNAL)
@@ -260,11 +284,61 @@ def explain(
     raise typer.Exit(code)
 
 
-def _remove_probes() -> None:
-    """Remove probe containers still running (only if the probe runner was ever imported)."""
+class _Interrupted(BaseException):
+    """SIGINT, SIGTERM or SIGHUP, raised in the main thread. A BaseException that is not a
+    KeyboardInterrupt, so that neither Click (which turns KeyboardInterrupt into "Aborted!", exit 1)
+    nor Typer catches it on the way to main()."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+# SIGTERM: CI timeouts, `timeout`, systemd, `docker stop`; SIGHUP: a closed terminal or SSH session.
+_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+_noted: list[int] = []
+
+
+def _on_signals(handler: object) -> None:
+    import signal
+
+    for name in _SIGNALS:
+        sig = getattr(signal, name, None)
+        # A signal ignored from the start stays ignored (`nohup` ignores SIGHUP, a shell's `cmd &` SIGINT).
+        if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    # Switch to noting before raising: a second signal (a second Ctrl-C, or `timeout`, which signals
+    # the command and then its whole process group) must never interrupt the cleanup below.
+    _on_signals(_note_signal)
+    raise _Interrupted(signum)
+
+
+def _note_signal(signum: int, _frame: object) -> None:
+    if not _noted:  # os.write, not print: a handler may run in the middle of another write to stderr
+        _noted.append(signum)
+        os.write(2, b"gpudoctor: still removing probe containers (a few seconds at most)\n")
+
+
+def _close_probes(reason: str, interrupted: bool) -> None:
+    """Remove this process's probe containers, further signals only noted. After an interruption the
+    runner is imported even if no probe has started yet, so that none starts after this point."""
+    _on_signals(_note_signal)
     runner = sys.modules.get("gpudoctor.probes.runner")
-    if runner is not None:
-        runner.remove_live()
+    if runner is None and interrupted:
+        from .probes import runner  # light: the docker SDK is imported only to talk to the daemon
+    if runner is None:
+        return
+    result = runner.interrupt(reason)
+    if result["reaper"]:
+        why = "; ".join(result["errors"][:1]) or "the Docker daemon did not confirm it"
+        typer.echo(
+            f"gpudoctor: not every probe container could be removed yet ({why}); a background process "
+            f"removes them as soon as the daemon lets it (label {runner.RUN_LABEL})",
+            err=True,
+        )
 
 
 def _default_to_check(argv: list[str]) -> list[str]:
@@ -281,20 +355,32 @@ def main() -> None:
     """Console-script entry point. Click maps usage errors to exit 2; anything unexpected is exit 3,
     printed as one line, never a traceback."""
     argv = _default_to_check(sys.argv[1:])
-    # SIGTERM (CI timeouts, `timeout`, systemd) exits through Python so that atexit removes any
-    # probe container still running (gpudoctor/probes/runner.py); Ctrl-C does the same.
-    import signal
+    # SIGINT, SIGTERM and SIGHUP end the run through Python, which removes every probe container the
+    # run created (gpudoctor/probes/runner.py `interrupt`) before exiting 128 + the signal number.
+    _on_signals(_interrupt)
+    try:
+        code = _run_app(argv)
+        _close_probes("gpudoctor exited", interrupted=False)
+    except _Interrupted as e:  # wherever it came, even while a normal exit was under way
+        import signal
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        name = signal.Signals(e.signum).name
+        typer.echo(f"gpudoctor: interrupted ({name}); removing probe containers", err=True)
+        _close_probes(f"interrupted by {name}", interrupted=True)
+        # Nothing is left to clean up: a further signal must not turn exit 128+N into a death by signal
+        # (Python gives the default handlers back while it shuts down).
+        _on_signals(signal.SIG_IGN)
+        sys.exit(128 + e.signum)
+    sys.exit(code)
+
+
+def _run_app(argv: list[str]) -> int | str | None:
+    """The app's exit code (Click always ends with SystemExit); an unexpected exception is exit 3."""
     try:
         app(args=argv, prog_name="gpudoctor")
-    except KeyboardInterrupt:
-        typer.echo("gpudoctor: interrupted; removing probe containers", err=True)
-        _remove_probes()
-        sys.exit(130)
-    except SystemExit:
-        _remove_probes()
-        raise
+    except SystemExit as e:
+        return e.code
     except Exception as e:
         typer.echo(f"gpudoctor: internal error: {type(e).__name__}: {e}", err=True)
-        sys.exit(EXIT_INTERNAL)
+        return EXIT_INTERNAL
+    return 0

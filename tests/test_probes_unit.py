@@ -203,3 +203,20 @@ def test_default_image_prefers_a_present_cuda_base_image_the_driver_supports():
     assert default_image(13000, present) == "nvidia/cuda:12.8.0-base-ubuntu24.04"  # 13.1 needs a newer driver
     assert default_image(13000, []) == "nvidia/cuda:13.0.0-base-ubuntu24.04"
     assert default_image(12020, ["nvidia/cuda:12.4.1-base-ubuntu22.04"]) == "nvidia/cuda:12.2.0-base-ubuntu24.04"
+
+
+@pytest.mark.parametrize(
+    "args, default_runtime, read_only",
+    [
+        ({}, "runc", True),
+        ({}, None, True),
+        ({}, "nvidia", False),  # the daemon's default runtime is the NVIDIA one: the hook may run
+        ({"runtime": "nvidia"}, "runc", False),
+        ({"device_requests": [{"Driver": "", "Count": -1, "Capabilities": [["gpu"]]}]}, "runc", False),
+        ({"device_requests": [{"Driver": "cdi", "DeviceIDs": ["nvidia.com/gpu=all"]}]}, "runc", False),
+    ],
+)
+def test_read_only_rootfs_only_where_no_nvidia_component_runs(args, default_runtime, read_only):
+    from gpudoctor.probes import runner
+
+    assert runner.hardening_for(args, default_runtime, True)["read_only_rootfs"] is read_only
