@@ -99,7 +99,7 @@ def test_probe_container_is_hardened(docker_host, monkeypatch):
     privileged; a request no NVIDIA component touches also gets a read-only rootfs and a non-root user —
     and the probe script still runs there. The outcome says what was applied."""
     spec = _spec("baseline")
-    out, seen = _inspect_at_start(monkeypatch, spec)
+    out, seen = _inspect_at_start(monkeypatch, spec, runner.hardening_for(spec.create_args(), "runc", True))
     assert out["ok"] and out["output"].startswith("@@gpudoctor-probe 1"), out
     assert judge(spec, out, GPUS).verdict == WORKS
     hc = seen["HostConfig"]
@@ -112,6 +112,15 @@ def test_probe_container_is_hardened(docker_host, monkeypatch):
     applied = out["hardening"]
     assert applied["read_only_rootfs"] is True and applied["user"] == runner.PROBE_USER
     assert applied["nano_cpus"] == runner.PROBE_NANO_CPUS and applied["network"] == "none"
+
+
+def test_without_a_decision_a_probe_gets_the_limits_and_keeps_its_user(docker_host, monkeypatch):
+    """run_probe called without a hardening decision (that knows neither the daemon's default runtime nor
+    the host's device nodes): the limits, but a writable rootfs and the image's own user."""
+    out, seen = _inspect_at_start(monkeypatch, _spec("baseline"))
+    assert out["ok"], out
+    assert seen["Config"]["User"] == "" and seen["HostConfig"]["ReadonlyRootfs"] is False
+    assert seen["HostConfig"]["NanoCpus"] == runner.PROBE_NANO_CPUS and seen["HostConfig"]["PidsLimit"] > 0
 
 
 def test_hardening_a_gpu_request_keeps_a_writable_rootfs(docker_host, monkeypatch):

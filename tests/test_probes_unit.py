@@ -209,7 +209,7 @@ def test_default_image_prefers_a_present_cuda_base_image_the_driver_supports():
     "args, default_runtime, read_only",
     [
         ({}, "runc", True),
-        ({}, None, True),
+        ({}, None, False),  # the default runtime is not known: it may be nvidia
         ({}, "nvidia", False),  # the daemon's default runtime is the NVIDIA one: the hook may run
         ({"runtime": "nvidia"}, "runc", False),
         ({"device_requests": [{"Driver": "", "Count": -1, "Capabilities": [["gpu"]]}]}, "runc", False),

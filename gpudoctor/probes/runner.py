@@ -108,7 +108,7 @@ def hardening_for(
       On a host with 0660 nodes (NVreg_DeviceFileMode) a non-root probe would report "Insufficient
       Permissions" where the user's root containers work: it runs as the image's user then.
     """
-    runtime = create_args.get("runtime") or default_runtime or "runc"
+    runtime = create_args.get("runtime") or default_runtime
     touched = bool(create_args.get("device_requests")) or runtime in _NVIDIA_RUNTIME_NAMES
     out: dict[str, Any] = dict(HARDENING)
     if touched:
@@ -116,6 +116,9 @@ def hardening_for(
         out["read_only_rootfs_why"] = (
             "not applied: the NVIDIA hook/runtime writes into the root filesystem (mounts, ldconfig)"
         )
+    elif runtime is None:
+        out["read_only_rootfs"] = False
+        out["read_only_rootfs_why"] = "not applied: the daemon's default runtime is not known (it may be nvidia)"
     else:
         out["read_only_rootfs"] = True
         out["read_only_rootfs_why"] = f"applied: no GPU request and runtime {runtime!r}"
@@ -559,7 +562,9 @@ def run_probe(
     stopped answering is for the caller to ask (`ping`). A stopped run's probe creates nothing.
     """
     run = run or _default_run()
-    hardening = dict(hardening) if hardening is not None else hardening_for(create_args, None, True)
+    # Without a decision from the caller (which knows the daemon's default runtime and the host's device
+    # nodes): the options that cannot change what the probe sees, and no others.
+    hardening = dict(hardening) if hardening is not None else hardening_for(create_args, None, False)
     outcome = _run_probe(key, form_id, image, create_args, timeout_s, run, hardening)
     if run.abandoned(key):
         raise Abandoned(key)
