@@ -142,28 +142,9 @@ def _optional_call(ctx: FactContext, op: str, produce: Callable[[], Any], defaul
         return default
 
 
-# A probe stuck this long in one phase is hung there, not merely late.
-HUNG_AFTER_S = 10.0
-_HUNG_HINT = {
-    "start": "a hung OCI runtime or prestart hook (nvidia-container-runtime, nvidia-container-runtime-hook / "
-             "nvidia-container-cli)?",
-    "wait": "a hung nvidia-smi or driver call inside?",
-}
-
-
-def _unfinished_reason(limit: str, phase: tuple[str, float] | None) -> str:
+def _unfinished_reason(limit: str, phase: tuple[str, float] | None, runner: Any) -> str:
     """Why a probe is reported not run at the deadline: where it was, and for how long."""
-    if phase is None:
-        where = "it was still waiting for a free slot (more probes than the time allowed)"
-    else:
-        name, seconds = phase
-        where = {
-            "create": f"its create had not been answered after {seconds:.0f}s",
-            "start": f"its start had not returned after {seconds:.0f}s",
-            "wait": f"the container was still running after {seconds:.0f}s",
-        }.get(name, f"it was at {name} for {seconds:.0f}s")
-        if seconds >= HUNG_AFTER_S and name in _HUNG_HINT:
-            where += f": {_HUNG_HINT[name]}"
+    where = runner.stuck_text(*phase) if phase is not None else runner.stuck_text(None, 0.0)
     return f"not finished within the run's deadline ({limit}): {where}"
 
 
@@ -281,11 +262,11 @@ def probes_fact(ctx: FactContext) -> ProbeFacts:
         run.abandon(pending, "the run's deadline passed")
     late = _optional_call(
         ctx, "probe.unfinished",
-        lambda: {"keys": sorted(pending), "reasons": {k: _unfinished_reason(limit, run.phase(k)) for k in pending}},
+        lambda: {"keys": sorted(pending), "reasons": {k: _unfinished_reason(limit, run.phase(k), runner) for k in pending}},
         {"keys": [], "reasons": {}},
     )
     for key in late["keys"]:
-        outcomes[key] = _unfinished_outcome(key, str(late["reasons"].get(key) or _unfinished_reason(limit, None)))
+        outcomes[key] = _unfinished_outcome(key, str(late["reasons"].get(key) or _unfinished_reason(limit, None, runner)))
     lacking = [e for k, e in missing.items() if k not in late["keys"]]
     if lacking:
         raise lacking[0]  # a replay of a bundle without this probe's answer: say so, do not guess

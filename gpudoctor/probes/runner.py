@@ -518,6 +518,32 @@ def _explain(exc: BaseException) -> str:
     return str(text or exc).strip()
 
 
+# Where a probe can hang, and what a hang there usually is (a daemon that answers nothing at all is
+# found by ping(), and is the daemon's finding instead).
+STUCK_HINTS = {
+    "start": "a hung OCI runtime or prestart hook (nvidia-container-runtime, nvidia-container-runtime-hook / "
+             "nvidia-container-cli)?",
+    "wait": "a hung nvidia-smi or driver call inside?",
+    "remove": "a container stuck in a hung runtime or hook?",
+}
+HUNG_AFTER_S = 10.0  # stuck this long in one phase is hung there, not merely late
+
+
+def stuck_text(phase: str | None, seconds: float) -> str:
+    """"its start had not returned after 60s: a hung OCI runtime ...?" — a probe stuck in `phase`."""
+    if phase is None:
+        return "it was still waiting for a free slot (more probes than the time allowed)"
+    where = {
+        "create": f"its create had not been answered after {seconds:.0f}s",
+        "start": f"its start had not returned after {seconds:.0f}s",
+        "wait": f"the container was still running after {seconds:.0f}s",
+        "remove": f"its container had not been removed after {seconds:.0f}s",
+    }.get(phase, f"it was at {phase} for {seconds:.0f}s")
+    if seconds >= HUNG_AFTER_S and phase in STUCK_HINTS:
+        where += f": {STUCK_HINTS[phase]}"
+    return where
+
+
 class Abandoned(Exception):
     """The run gave up on this probe (its deadline passed) before it finished: its late outcome is
     dropped, and deliberately not a HostCallError, so that a support bundle does not record it."""
@@ -676,13 +702,17 @@ def _run_probe(
     except (docker.errors.DockerException, OSError) as e:
         if _is_timeout(e):
             outcome["timed_out"] = True
-            outcome["error"] = f"the Docker daemon did not answer {outcome['phase']} within {timeout_s:g}s"
+            outcome["error"] = stuck_text(outcome["phase"], CALL_TIMEOUT_S)
             return outcome
         err = to_host_call_error(e)
         err.data["phase"] = outcome["phase"]
         raise err from None
     finally:
-        if cid is not None:
+        # A start that got no answer is stuck in the runtime or a hook: removing it would block as long
+        # again, holding back this probe's finding. The run's close() removes it, or hands it on.
+        stuck = outcome["timed_out"] and outcome["phase"] == "start"
+        if cid is not None and not stuck:
+            run._at(key, "remove")
             try:
                 api.remove_container(cid, force=True)
                 run._forget(cid)
