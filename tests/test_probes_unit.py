@@ -220,3 +220,11 @@ def test_read_only_rootfs_only_where_no_nvidia_component_runs(args, default_runt
     from gpudoctor.probes import runner
 
     assert runner.hardening_for(args, default_runtime, True)["read_only_rootfs"] is read_only
+
+
+def test_a_users_own_command_keeps_its_user_and_a_writable_rootfs():
+    from gpudoctor.probes import runner
+
+    got = runner.hardening_for({"command": ["python", "train.py"]}, "runc", True)
+    assert got["read_only_rootfs"] is False and got["user"] is None
+    assert got["cap_drop"] == "ALL" and got["nano_cpus"] == runner.PROBE_NANO_CPUS  # the limits still apply

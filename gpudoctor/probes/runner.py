@@ -111,6 +111,12 @@ def hardening_for(
     runtime = create_args.get("runtime") or default_runtime
     touched = bool(create_args.get("device_requests")) or runtime in _NVIDIA_RUNTIME_NAMES
     out: dict[str, Any] = dict(HARDENING)
+    if create_args.get("command"):
+        # The user's own command instead of the probe script (explain --run --command on main): it must run
+        # as the user's container would, with its own user and a writable rootfs.
+        out.update(read_only_rootfs=False, user=None,
+                   read_only_rootfs_why="not applied: the user's own command runs", user_why="not applied: the user's own command runs")
+        return out
     if touched:
         out["read_only_rootfs"] = False
         out["read_only_rootfs_why"] = (
