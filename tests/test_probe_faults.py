@@ -24,6 +24,7 @@ from tests.sim.host import SimHost
 from tests.sim.toolkit import ToolkitSpec
 from tests.support.faults import (
     console_script,
+    end_reapers,
     import_sleeping_image,
     interrupted_run,
     kill_container_processes,
@@ -120,6 +121,7 @@ def test_a_frozen_daemon_ends_the_run_by_its_deadline_and_nothing_survives_the_t
     while probe_containers(bed.docker) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert probe_containers(bed.docker) == []
+    end_reapers(bed.dockerd.url)
     bed.close()
 
 
@@ -165,6 +167,7 @@ def test_a_daemon_killed_mid_run_is_a_daemon_finding(sim_beds, gpudoctor):  # no
     finally:
         # Restarting a SIGKILLed daemon here kills its shims; the containers' processes would outlive them.
         kill_container_processes(before)
+        end_reapers(bed.dockerd.url)
         bed.close()
 
 
@@ -259,4 +262,5 @@ def test_a_hung_runtime_is_cut_by_the_deadline_and_replays_the_same(sim_beds, gp
     while probe_containers(bed.docker) and time.monotonic() < deadline:
         time.sleep(0.5)
     assert probe_containers(bed.docker) == []
+    end_reapers(bed.dockerd.url)
     bed.close()

@@ -7,7 +7,8 @@
 * `console_script` — the installed `gpudoctor` console script (what a user runs), not `python -m`;
 * `interrupted_run` — start `gpudoctor check` on a bed, wait until probes are live, send real signals
   (or let `timeout` send them), and say what was left;
-* `SlowProxy` — a unix-socket proxy in front of a daemon that delays every request (a slow daemon).
+* `SlowProxy` — a unix-socket proxy in front of a daemon that delays every request (a slow daemon);
+* `kill_container_processes`, `end_reapers` — what a test that kills a daemon must end itself.
 """
 
 from __future__ import annotations
@@ -80,6 +81,27 @@ def kill_container_processes(ids: Sequence[str]) -> int:
             except ProcessLookupError:
                 pass
     return killed
+
+
+def end_reapers(docker_host: str) -> int:
+    """SIGTERM the probe reapers (python -m gpudoctor.probes.reap) aimed at `docker_host`: a test's bed
+    goes away with its daemon, and a reaper that never saw the run clean would wait for it 10 minutes."""
+    ended = 0
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            cmdline = Path(f"/proc/{name}/cmdline").read_bytes().split(b"\0")
+            environ = Path(f"/proc/{name}/environ").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"gpudoctor.probes.reap" in cmdline and f"DOCKER_HOST={docker_host}".encode() in environ:
+            try:
+                os.kill(int(name), signal.SIGTERM)
+                ended += 1
+            except ProcessLookupError:
+                pass
+    return ended
 
 
 def console_script() -> str | None:
