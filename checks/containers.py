@@ -20,7 +20,8 @@ from ..probes.best import working_forms
 from ..probes.compare import DEGRADED, FAILS, MISMATCH, NOT_RUN, WORKS, Judgement, judge, short
 from ..probes.forms import FORMS, ProbeSpec
 
-HOST_LAYERS = ("nvml.init", "toolkit.installed", "docker.reachable")
+# docker.stayed-up: probes that failed because the daemon went away say nothing about GPUs (issue 14).
+HOST_LAYERS = ("nvml.init", "toolkit.installed", "docker.reachable", "docker.stayed-up")
 RUNTIME_LAYERS = (*HOST_LAYERS, "docker.runtime.nvidia")
 DOCS = f"{TOOLKIT_DOCS}/docker-specialized.html"
 
@@ -119,7 +120,7 @@ STACK_FACTS = ("probes", "docker", "dockerd_process", "toolkit", "cdi")
 
 
 @check("containers.baseline", "A container with no GPU request sees no GPU", layer=Layer.CONTAINERS,
-       needs=("probes",), after=("docker.reachable",))
+       needs=("probes",), after=("docker.reachable", "docker.stayed-up"))
 def baseline(probes: ProbeFacts) -> Iterable[Result]:
     """A container started without any GPU request sees no NVIDIA device.
 

@@ -12,9 +12,10 @@ from typing import Any, Sequence
 from ..checking import Check, check
 from ..facts.cdi import CdiFacts
 from ..facts.daemon_config import DaemonConfig
-from ..facts.docker import DockerFacts, version_tuple
+from ..facts.docker import SLOW_ANSWER_S, DockerFacts, version_tuple
 from ..facts.devices import DeviceFacts
 from ..facts.dockerd_process import DockerdProcess
+from ..facts.probes import ProbeFacts
 from ..facts.toolkit import ToolkitFacts
 from ..install import toolkit_install, toolkit_reinstall
 from ..links import TOOLKIT_CDI, TOOLKIT_INSTALL, TOOLKIT_TROUBLESHOOTING
@@ -275,6 +276,18 @@ def reachable(docker: DockerFacts) -> Result:
     `docker context use default` / `unset DOCKER_HOST`.
     """
     ev = {"endpoint": docker.endpoint, "source": docker.endpoint_source, "context": docker.context}
+    if docker.reachable and docker.answer_s is not None and docker.answer_s > SLOW_ANSWER_S:
+        # A slow daemon (issue 14): every probe and `docker run` waits on it; say so here, at its layer.
+        return warned(
+            f"the daemon at {docker.endpoint} answers, but slowly: /version took {docker.answer_s:.1f}s "
+            f"(a healthy daemon answers in milliseconds; overloaded, or stuck on a hung container?)",
+            fix=Fix(
+                "Look at what the daemon is busy with and at its log; restart it if it is stuck.",
+                ("sudo systemctl status docker", "sudo journalctl -u docker -n 100", "docker ps -a"),
+                DOCKER_INSTALL_DOC,
+            ),
+            evidence={**ev, "answer_s": docker.answer_s, "failure_mode": "docker-hung"},
+        )
     if docker.reachable:
         where = "remote " if docker.is_remote else ""
         return passed(
@@ -785,6 +798,43 @@ def docker_cdi(docker: DockerFacts, cdi: CdiFacts, daemon_config: DaemonConfig) 
     return results
 
 
+# -- docker.stayed-up (issue 14) ------------------------------------------------------------------------
+@check(
+    "docker.stayed-up",
+    "The Docker daemon kept answering during the probes",
+    layer=Layer.DOCKER,
+    needs=("probes", "docker"),
+    after=("docker.reachable",),
+)
+def stayed_up(probes: ProbeFacts, docker: DockerFacts) -> Result:
+    """The daemon that answered at the start still answered while the probe containers ran.
+
+    Why: a daemon that crashes, is killed (OOM), restarted or frozen mid-run fails every probe for that
+    reason alone; the probes' errors ("Connection aborted", no answer) then say nothing about GPUs, and
+    judging them as container errors blames the wrong layer. Which probe saw it, and whether `/_ping`
+    answered afterwards, is in gpudoctor/facts/probes.py.
+
+    Fix: read the daemon's log (`journalctl -u docker`), look for the OOM killer (`dmesg`), make the
+    daemon stay up, then run gpudoctor again.
+    """
+    if probes.daemon_error:
+        hung = probes.daemon_error_kind == "timeout"
+        return failed(
+            f"the Docker daemon {probes.daemon_error}",
+            Fix(
+                "Find out why the daemon stopped answering (its log, the OOM killer, a restart), make it stay "
+                "up, then run gpudoctor again.",
+                ("sudo systemctl status docker", "sudo journalctl -u docker -n 100",
+                 "sudo dmesg | grep -i -E 'out of memory|killed process'", *restart_commands(docker)),
+                DOCKER_INSTALL_DOC,
+            ),
+            evidence={"kind": probes.daemon_error_kind, "failure_mode": "docker-hung" if hung else "docker-not-running"},
+        )
+    if not probes.enabled:
+        return skipped(f"no probe ran: {probes.reason}")
+    return passed(f"the daemon answered throughout the {len(probes.outcomes)} probe(s)")
+
+
 # Order settles ties in one layer: dockerd's missing GPU driver (hooks installed after it started) and a runtime
 # in the file but not in the daemon both need a restart first, so they come before the registration itself.
 CHECKS: tuple[Check, ...] = (
@@ -799,4 +849,5 @@ CHECKS: tuple[Check, ...] = (
     cgroups,
     rootless,
     docker_cdi,
+    stayed_up,
 )

@@ -14,8 +14,8 @@ from ..checking import Check, check
 from ..gpu_requests.request import env_mapping
 from ..facts.probe_image import HOST_BUILT, LOCAL_CUDA, PULLED, USER
 from ..facts.probes import ProbeFacts
-from ..links import TOOLKIT_TROUBLESHOOTING
-from ..model import Fix, Layer, Result, passed, skipped, warned
+from ..links import DOCKER_IMAGE_TAG_DOC, TOOLKIT_TROUBLESHOOTING
+from ..model import Fix, Layer, Result, errored, passed, skipped, warned
 from ..probes.cuda_images import SUPPORTED_TAGS_URL, cuda_number, cuda_text, known_tag
 
 SOURCE_WORDS = {
@@ -92,14 +92,24 @@ def _unavailable(probes: ProbeFacts, have: int | None, ev: dict[str, Any]) -> Re
     """No image to probe with. Advice to pull a CUDA image only where it matters: a host whose driver lists GPUs,
     and only a tag that is published for that driver's CUDA version."""
     if probes.image_source == USER:
-        return warned(
-            probes.reason or f"probe image {probes.image} is not available", subject=probes.image, evidence=ev,
-            fix=Fix(
-                "Container probes need an image: pull it, or point gpudoctor at an image that is present (without "
-                "--image gpudoctor makes its own probe image from this host's files).",
-                (f"docker pull {probes.image}", f"gpudoctor check --pull --image {probes.image}"),
-                None,
-            ),
+        fix = Fix(
+            "Container probes need an image: pull it, or point gpudoctor at an image that is present (without "
+            "--image gpudoctor makes its own probe image from this host's files).",
+            (f"docker pull {probes.image}", f"gpudoctor check --pull --image {probes.image}"),
+            None,
+        )
+        if probes.image_info.get("invalid"):
+            fix = Fix(
+                "Give --image a reference Docker accepts: a lowercase repository, then :tag or @digest.",
+                ("docker image ls", "gpudoctor check --image REPOSITORY:TAG"),
+                DOCKER_IMAGE_TAG_DOC,
+            )
+        # Asked for by name (issue 14): without it no probe container runs and the containers layer cannot be
+        # judged at all, so the run must not pass on it.
+        return errored(
+            f"{probes.reason or f'probe image {probes.image} is not available'}; no probe container ran, "
+            "so the containers layer cannot be judged",
+            subject=probes.image, evidence=ev, fix=fix,
         )
     if not probes.gpus:
         return skipped(f"no probe ran: {probes.reason} (NVML lists no GPU here, so no CUDA image is suggested)",

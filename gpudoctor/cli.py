@@ -5,6 +5,7 @@ its help; nothing more). Everything heavy is imported inside the command functio
 
 Exit codes (README "Exit codes"): 0 ready, 1 not ready, 2 usage error, 3 internal failure,
 4 partial (a run limited by --only/--skip found nothing broken in what it checked, but did not check every layer).
+128+N interrupted by signal N (SIGINT 130, SIGTERM 143, SIGHUP 129) after removing its probes.
 """
 
 from __future__ import annotations
@@ -113,6 +114,19 @@ CommandOpt = Annotated[
     typer.Option("--command", envvar="GPUDOCTOR_COMMAND", metavar="COMMAND",
                  help="Run this command in --image under the request form that works best, and judge its exit code."),
 ]
+# The whole run's deadline (facts/registry.py `deadline_s`): what is not finished by then is reported as
+# such (unfinished probes: not-run, their containers removed) instead of hanging on a stuck daemon or runtime.
+DEFAULT_TIMEOUT_S = 120.0
+MIN_TIMEOUT_S = 20.0  # the probes leave facts/probes.py DEADLINE_MARGIN_S (12 s) to cleanup and judging
+TimeoutOpt = Annotated[
+    float,
+    typer.Option(
+        "--timeout",
+        envvar="GPUDOCTOR_TIMEOUT",
+        help=f"Deadline for the whole run in seconds (default {DEFAULT_TIMEOUT_S:g}; at least {MIN_TIMEOUT_S:g}): "
+        "probes not finished by then are reported as not run and removed.",
+    ),
+]
 
 _TRUE = ("1", "true", "yes", "y", "on", "enabled", "enable")
 _FALSE = ("", "0", "false", "no", "n", "off", "disabled", "disable")
@@ -147,8 +161,16 @@ def _check_output(output: str | None) -> None:
 
 
 def _probe_options(
-    image: str | None, forms: str | None, all_forms: bool, pull: bool, no_probes: bool, command: str | None = None
+    image: str | None,
+    forms: str | None,
+    all_forms: bool,
+    pull: bool,
+    no_probes: bool,
+    command: str | None = None,
+    timeout: float = DEFAULT_TIMEOUT_S,
 ) -> dict:
+    if not timeout >= MIN_TIMEOUT_S:  # also refuses NaN
+        raise _fail(f"--timeout must be at least {MIN_TIMEOUT_S:g} seconds, not {timeout:g}", EXIT_USAGE)
     chosen = [f.strip() for f in forms.split(",") if f.strip()] if forms else None
     if command is not None:
         _check_command(command, image, no_probes)
@@ -165,6 +187,7 @@ def _probe_options(
         "probe_pull": pull,
         "probes": not no_probes,
         "workload_command": command,
+        "deadline_s": timeout,
     }
 
 
@@ -237,6 +260,7 @@ def check(
     pull: PullOpt = False,
     no_probes: NoProbesOpt = False,
     command: CommandOpt = None,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT_S,
 ) -> None:
     """Check every layer from PCI to probe containers; exit 0 ready, 1 not ready, 4 partial (--only/--skip)."""
     strict = _env_flag("GPUDOCTOR_STRICT", strict)
@@ -249,7 +273,7 @@ def check(
         replay=replay,
         only=tuple(only or ()),
         skip=tuple(skip or ()),
-        options=_probe_options(image, forms, all_forms, pull, no_probes, command),
+        options=_probe_options(image, forms, all_forms, pull, no_probes, command, timeout),
     )
     fmt = fmt.value  # type: ignore[assignment]  # the Enum's plain string from here on
     outcome = run_check(request, progress=sys.stderr.isatty() and fmt == "text")
@@ -303,6 +327,7 @@ def facts(
     pull: PullOpt = False,
     no_probes: NoProbesOpt = False,
     command: CommandOpt = None,
+    timeout: TimeoutOpt = DEFAULT_TIMEOUT_S,
 ) -> None:
     """Print the facts gathered from the host as JSON, or record them into a support bundle."""
     no_probes = _env_flag("GPUDOCTOR_NO_PROBES", no_probes)
@@ -311,7 +336,7 @@ def facts(
     from .runner import RunRequest, run_facts
 
     request = RunRequest(
-        root=root, replay=replay, options=_probe_options(image, forms, all_forms, pull, no_probes, command)
+        root=root, replay=replay, options=_probe_options(image, forms, all_forms, pull, no_probes, command, timeout)
     )
     result = run_facts(request, record=record)
     if result.problem:
@@ -483,11 +508,61 @@ def merge(
     raise typer.Exit(fleet.exit_code)
 
 
-def _remove_probes() -> None:
-    """Remove probe containers still running (only if the probe runner was ever imported)."""
+class _Interrupted(BaseException):
+    """SIGINT, SIGTERM or SIGHUP, raised in the main thread. A BaseException that is not a
+    KeyboardInterrupt, so that neither Click (which turns KeyboardInterrupt into "Aborted!", exit 1)
+    nor Typer catches it on the way to main()."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+# SIGTERM: CI timeouts, `timeout`, systemd, `docker stop`; SIGHUP: a closed terminal or SSH session.
+_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP")
+_noted: list[int] = []
+
+
+def _on_signals(handler: object) -> None:
+    import signal
+
+    for name in _SIGNALS:
+        sig = getattr(signal, name, None)
+        # A signal ignored from the start stays ignored (`nohup` ignores SIGHUP, a shell's `cmd &` SIGINT).
+        if sig is not None and signal.getsignal(sig) is not signal.SIG_IGN:
+            signal.signal(sig, handler)  # type: ignore[arg-type]
+
+
+def _interrupt(signum: int, _frame: object) -> None:
+    # Switch to noting before raising: a second signal (a second Ctrl-C, or `timeout`, which signals
+    # the command and then its whole process group) must never interrupt the cleanup below.
+    _on_signals(_note_signal)
+    raise _Interrupted(signum)
+
+
+def _note_signal(signum: int, _frame: object) -> None:
+    if not _noted:  # os.write, not print: a handler may run in the middle of another write to stderr
+        _noted.append(signum)
+        os.write(2, b"gpudoctor: still removing probe containers (a few seconds at most)\n")
+
+
+def _close_probes(reason: str, interrupted: bool) -> None:
+    """Remove this process's probe containers, further signals only noted. After an interruption the
+    runner is imported even if no probe has started yet, so that none starts after this point."""
+    _on_signals(_note_signal)
     runner = sys.modules.get("gpudoctor.probes.runner")
-    if runner is not None:
-        runner.remove_live()
+    if runner is None and interrupted:
+        from .probes import runner  # light: the docker SDK is imported only to talk to the daemon
+    if runner is None:
+        return
+    result = runner.interrupt(reason)
+    if result["reaper"]:
+        why = "; ".join(result["errors"][:1]) or "the Docker daemon did not confirm it"
+        typer.echo(
+            f"gpudoctor: not every probe container could be removed yet ({why}); a background process "
+            f"removes them as soon as the daemon lets it (label {runner.RUN_LABEL})",
+            err=True,
+        )
 
 
 def _stdout_closed() -> None:
@@ -523,24 +598,36 @@ def main() -> None:
     """Console-script entry point. Click maps usage errors to exit 2; anything unexpected is exit 3,
     printed as one line, never a traceback."""
     argv = _default_to_check(sys.argv[1:])
-    # SIGTERM (CI timeouts, `timeout`, systemd) exits through Python so that atexit removes any
-    # probe container still running (gpudoctor/probes/runner.py); Ctrl-C does the same.
-    import signal
+    # SIGINT, SIGTERM and SIGHUP end the run through Python, which removes every probe container the
+    # run created (gpudoctor/probes/runner.py `interrupt`) before exiting 128 + the signal number.
+    _on_signals(_interrupt)
+    try:
+        code = _run_app(argv)
+        _close_probes("gpudoctor exited", interrupted=False)
+    except _Interrupted as e:  # wherever it came, even while a normal exit was under way
+        import signal
 
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
+        name = signal.Signals(e.signum).name
+        typer.echo(f"gpudoctor: interrupted ({name}); removing probe containers", err=True)
+        _close_probes(f"interrupted by {name}", interrupted=True)
+        # Nothing is left to clean up: a further signal must not turn exit 128+N into a death by signal
+        # (Python gives the default handlers back while it shuts down).
+        _on_signals(signal.SIG_IGN)
+        sys.exit(128 + e.signum)
+    sys.exit(code)
+
+
+def _run_app(argv: list[str]) -> int | str | None:
+    """The app's exit code (Click always ends with SystemExit); an unexpected exception is exit 3."""
     try:
         app(args=argv, prog_name="gpudoctor")
     except BrokenPipeError:
         _stdout_closed()
-        sys.exit(0)
-    except KeyboardInterrupt:
-        typer.echo("gpudoctor: interrupted; removing probe containers", err=True)
-        _remove_probes()
-        sys.exit(130)
-    except SystemExit:
-        _remove_probes()
+        return 0
+    except SystemExit as e:
         _flush_or_closed()
-        raise
+        return e.code
     except Exception as e:
         typer.echo(f"gpudoctor: internal error: {type(e).__name__}: {e}", err=True)
-        sys.exit(EXIT_INTERNAL)
+        return EXIT_INTERNAL
+    return 0

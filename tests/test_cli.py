@@ -30,6 +30,9 @@ def test_usage_errors_exit_2():
     assert proc.returncode == 2 and "no check matches" in proc.stderr
     proc = run_cli(["check", "--forms", "gpus-all,gpus-one"])
     assert proc.returncode == 2 and "unknown request form(s) gpus-one" in proc.stderr
+    for short in ("5", "nan", "-1"):  # the probes need room for their own cleanup (cli.py MIN_TIMEOUT_S)
+        proc = run_cli(["check", "--timeout", short])
+        assert proc.returncode == 2 and "--timeout must be at least 20 seconds" in proc.stderr, proc.stderr
 
 
 def test_corrupt_bundle_exits_3_with_a_message(tmp_path):

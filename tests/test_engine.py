@@ -166,6 +166,36 @@ def test_gather_times_out_a_hanging_fact_and_shares_values():
     assert calls == [1]  # computed once, shared
 
 
+def test_the_run_deadline_bounds_every_wait_and_facts_can_read_it():
+    """`deadline_s` (the CLI's --timeout): a fact whose own limit is far away still ends at the deadline,
+    says so, and a fact that keeps to `ctx.deadline` finishes in time with its value."""
+    import threading
+    import time
+
+    from gpudoctor.facts.registry import FactOptions
+
+    release = threading.Event()
+    seen = {}
+
+    def hangs(ctx):
+        release.wait(10)
+        return 1
+
+    def keeps_time(ctx):
+        seen["remaining"] = ctx.remaining()
+        release.wait(max(0.0, ctx.remaining() - 0.5))
+        return "in time"
+
+    specs = {"hangs": FactSpec("hangs", hangs, 60, ""), "keeps": FactSpec("keeps", keeps_time, 60, "")}
+    started = time.monotonic()
+    got = gather(LiveHost(), ["hangs", "keeps"], FactOptions({"deadline_s": 1.5}), specs=specs)
+    release.set()
+    assert time.monotonic() - started < 3
+    assert got.errors["hangs"].kind == "timeout"
+    assert got.errors["hangs"].message == "not finished within the run's deadline (1.5s)"
+    assert got.values == {"keeps": "in time"} and 0 < seen["remaining"] <= 1.5
+
+
 def test_gather_turns_a_crashing_fact_into_an_error():
     def bad(ctx):
         raise KeyError("nope")

@@ -61,11 +61,12 @@ def test_baseline_probe_runs_and_sees_no_gpu(docker_host):
 
 def test_gpus_all_without_toolkit_fails_at_start_and_leaves_nothing(docker_host, request):
     spec = _spec("gpus-all")
-    out = runner.run_probe(spec.key, spec.form_id, "probe:busybox", spec.create_args(), timeout_s=30)
+    run = runner.ProbeRun()
+    out = runner.run_probe(spec.key, spec.form_id, "probe:busybox", spec.create_args(), timeout_s=30, run=run)
     assert not out["ok"] and out["phase"] == "start"
     assert docker_host.engine.no_gpu_driver_error in out["error"]
     # the container was created, start failed: it must still be gone (checked by the fixture too)
-    assert runner._LIVE == set()
+    assert run.live() == []
     j = judge(spec, out, GPUS)
     assert j.verdict == FAILS and j.cause.layer_check == "toolkit.installed"
 
@@ -78,24 +79,63 @@ def test_unknown_runtime_fails_at_create(docker_host):
     assert judge(spec, out, GPUS).cause.id == "runtime-not-registered"
 
 
-def test_probe_container_is_hardened(docker_host, monkeypatch):
-    """Inspect a probe while it runs: no network, no capabilities, limits, not privileged."""
+def _inspect_at_start(monkeypatch, spec, hardening=None):
+    """Run one probe, inspecting its container just before it starts."""
     seen = {}
-    real_start = None
-    api = runner._api(30)
+    api = runner._api(runner.CALL_TIMEOUT_S)
+    real_start = api.start
 
     def spy_start(cid, *a, **kw):
         seen.update(api.inspect_container(cid))
         return real_start(cid, *a, **kw)
 
-    real_start = api.start
     monkeypatch.setattr(api, "start", spy_start)
+    out = runner.run_probe(spec.key, spec.form_id, "probe:busybox", spec.create_args(), timeout_s=30,
+                           hardening=hardening)
+    return out, seen
+
+
+def test_probe_container_is_hardened(docker_host, monkeypatch):
+    """Inspect a probe while it runs: no network, no capabilities, memory/pids/CPU/log limits, not
+    privileged; a request no NVIDIA component touches also gets a read-only rootfs and a non-root user —
+    and the probe script still runs there. The outcome says what was applied."""
     spec = _spec("baseline")
-    assert runner.run_probe(spec.key, spec.form_id, "probe:busybox", spec.create_args(), timeout_s=30)["ok"]
+    out, seen = _inspect_at_start(monkeypatch, spec, runner.hardening_for(spec.create_args(), "runc", True))
+    assert out["ok"] and out["output"].startswith("@@gpudoctor-probe 1"), out
+    assert judge(spec, out, GPUS).verdict == WORKS
     hc = seen["HostConfig"]
     assert hc["NetworkMode"] == "none" and hc["CapDrop"] == ["ALL"] and hc["Privileged"] is False
     assert "no-new-privileges" in hc["SecurityOpt"] and hc["Memory"] > 0 and hc["PidsLimit"] > 0
+    assert hc["NanoCpus"] == runner.PROBE_NANO_CPUS
+    assert hc["LogConfig"] == {"Type": "json-file", "Config": {"max-size": runner.PROBE_LOG_MAX_SIZE, "max-file": "1"}}
+    assert hc["ReadonlyRootfs"] is True and seen["Config"]["User"] == runner.PROBE_USER
     assert seen["Config"]["Labels"][runner.LABEL] == "1"
+    applied = out["hardening"]
+    assert applied["read_only_rootfs"] is True and applied["user"] == runner.PROBE_USER
+    assert applied["nano_cpus"] == runner.PROBE_NANO_CPUS and applied["network"] == "none"
+
+
+def test_without_a_decision_a_probe_gets_the_limits_and_keeps_its_user(docker_host, monkeypatch):
+    """run_probe called without a hardening decision (that knows neither the daemon's default runtime nor
+    the host's device nodes): the limits, but a writable rootfs and the image's own user."""
+    out, seen = _inspect_at_start(monkeypatch, _spec("baseline"))
+    assert out["ok"], out
+    assert seen["Config"]["User"] == "" and seen["HostConfig"]["ReadonlyRootfs"] is False
+    assert seen["HostConfig"]["NanoCpus"] == runner.PROBE_NANO_CPUS and seen["HostConfig"]["PidsLimit"] > 0
+
+
+def test_hardening_a_gpu_request_keeps_a_writable_rootfs(docker_host, monkeypatch):
+    """A GPU request goes through the NVIDIA hook or runtime, which writes into the rootfs: no read-only
+    rootfs there; and with device nodes not open to every user, no non-root user either."""
+    args = _spec("gpus-all").create_args()
+    hardening = runner.hardening_for(args, "runc", device_nodes_open=False)
+    assert hardening["read_only_rootfs"] is False and "ldconfig" in hardening["read_only_rootfs_why"]
+    assert hardening["user"] is None and "0666" in hardening["user_why"]
+    spec = _spec("baseline")  # run the decision on a probe that can start here (no toolkit on this daemon)
+    out, seen = _inspect_at_start(monkeypatch, spec, hardening)
+    assert out["ok"], out
+    assert seen["HostConfig"]["ReadonlyRootfs"] is False and seen["Config"]["User"] == ""
+    assert out["hardening"]["read_only_rootfs"] is False and out["hardening"]["user"] is None
 
 
 def test_sweep_removes_leftovers_of_a_dead_run(docker_host):
@@ -182,14 +222,34 @@ def test_check_runs_the_baseline_probe_end_to_end(daemon):
     assert daemon.containers() == []
 
 
-def test_missing_image_is_a_clear_finding_without_pull(daemon):
+def test_an_absent_image_asked_for_is_an_error_and_exit_1(daemon):
+    """`--image` names an image the daemon does not have (and no --pull): no probe can run, so the
+    containers layer cannot be judged — an error naming the image and how to get it, never exit 0."""
     proc = run_cli(["check", "--format", "json", "--image", "example.invalid/none:1", "--only", "containers"],
                    env={"DOCKER_HOST": daemon.url})
+    assert proc.returncode == 1, proc.stderr
+    report = json.loads(proc.stdout)
+    checks = {c["id"]: c for c in report["checks"]}
+    image = checks["containers.image"]["results"][0]
+    assert checks["containers.image"]["status"] == "error"
+    assert "example.invalid/none:1" in image["summary"] and "cannot be judged" in image["summary"]
+    assert "docker pull example.invalid/none:1" in image["fix"]["commands"]
+    assert report["verdict"]["root_cause"] == "containers.image"
+
+
+@pytest.mark.parametrize("bad", ["UPPER:case", "two words", "a:b:c"])
+def test_an_invalid_image_reference_is_an_error_and_not_a_daemon_fault(daemon, bad):
+    """The daemon refuses the name itself ("invalid reference format"): the image is the problem, not
+    the daemon, and the fix says what a reference looks like."""
+    proc = run_cli(["check", "--format", "json", "--image", bad, "--only", "containers", "--only", "docker.stayed-up"],
+                   env={"DOCKER_HOST": daemon.url})
+    assert proc.returncode == 1, proc.stderr
     checks = {c["id"]: c for c in json.loads(proc.stdout)["checks"]}
-    image = checks["containers.image"]
-    assert image["status"] == "warn"
-    assert "not available" in image["results"][0]["summary"]
-    assert "docker pull example.invalid/none:1" in image["results"][0]["fix"]["commands"]
+    image = checks["containers.image"]["results"][0]
+    assert checks["containers.image"]["status"] == "error"
+    assert bad in image["summary"] and "invalid reference format" in image["summary"]
+    assert "lowercase repository" in image["fix"]["summary"]
+    assert checks["docker.stayed-up"]["status"] == "skip"  # no daemon fault
 
 
 def test_without_image_a_local_cuda_base_image_is_used(daemon):

@@ -226,3 +226,29 @@ def test_the_pull_tag_is_a_published_one_for_the_drivers_cuda_version():
     for cuda in range(11070, 14000, 10):
         tag = known_tag(cuda)
         assert tag in published, cuda
+
+
+@pytest.mark.parametrize(
+    "args, default_runtime, read_only",
+    [
+        ({}, "runc", True),
+        ({}, None, False),  # the default runtime is not known: it may be nvidia
+        ({}, "nvidia", False),  # the daemon's default runtime is the NVIDIA one: the hook may run
+        ({"runtime": "nvidia"}, "runc", False),
+        ({"device_requests": [{"Driver": "", "Count": -1, "Capabilities": [["gpu"]]}]}, "runc", False),
+        ({"device_requests": [{"Driver": "cdi", "DeviceIDs": ["nvidia.com/gpu=all"]}]}, "runc", False),
+    ],
+)
+def test_read_only_rootfs_only_where_no_nvidia_component_runs(args, default_runtime, read_only):
+    from gpudoctor.probes import runner
+
+    assert runner.hardening_for(args, default_runtime, True)["read_only_rootfs"] is read_only
+
+
+def test_a_users_own_command_keeps_its_user_and_a_writable_rootfs():
+    from gpudoctor.probes import runner
+
+    got = runner.hardening_for({"command": ["python", "train.py"]}, "runc", True)
+    assert got["read_only_rootfs"] is False and got["user"] is None
+    assert got["cap_drop"] == "ALL" and got["nano_cpus"] == runner.PROBE_NANO_CPUS  # the limits still apply
+    assert got["memory"] == runner.WORKLOAD_MEMORY and got["pids_limit"] == runner.WORKLOAD_PIDS

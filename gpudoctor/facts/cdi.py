@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from .bounded import load_json, load_yaml
+from .docker import DOCKER_FACT_TIMEOUT_S
 from .registry import FactContext, FactMissing, fact
 
 DEFAULT_DIRS = ("/etc/cdi", "/var/run/cdi")
@@ -226,7 +227,7 @@ def _is_real_dir(ctx: FactContext, path: str) -> bool:
         return False
 
 
-@fact("cdi", timeout_s=40)
+@fact("cdi", timeout_s=DOCKER_FACT_TIMEOUT_S + 15)  # waits for docker and toolkit
 def cdi_fact(ctx: FactContext) -> CdiFacts:
     """CDI specs in /etc/cdi, /var/run/cdi and the daemon's/toolkit's spec dirs, parsed and checked against the host."""
     dirs = _dirs(ctx)

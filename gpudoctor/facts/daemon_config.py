@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any, Mapping
 
 from .bounded import load_json
-from .docker import DockerFacts
+from .docker import DOCKER_FACT_TIMEOUT_S, DockerFacts
 from .dockerd_process import DockerdProcess
 from .registry import FactContext, FactMissing, fact
 
@@ -137,7 +137,7 @@ def config_path(docker: DockerFacts, proc: DockerdProcess | None) -> tuple[str |
     return DEFAULT_PATH, "default"
 
 
-@fact("daemon_config", timeout_s=20)
+@fact("daemon_config", timeout_s=DOCKER_FACT_TIMEOUT_S + 15)  # waits for docker and dockerd_process
 def daemon_config_fact(ctx: FactContext) -> DaemonConfig:
     """The daemon.json this dockerd reads (path per install kind), parsed; errors are data."""
     docker: DockerFacts = ctx.get("docker")

@@ -19,7 +19,15 @@ from .host import HostCallError
 from ..gpu_requests.stack import version_tuple  # noqa: F401  (one home; checks import it from here)
 from .registry import FactContext, fact
 
-DOCKER_TIMEOUT_S = 10.0
+DOCKER_TIMEOUT_S = 10.0  # one API call
+# The fact: the client's own /version (API negotiation), /version, /info — each at most DOCKER_TIMEOUT_S.
+# Facts that wait for this one (dockerd_process, daemon_config, cdi) allow for it, so that a slow
+# daemon is this fact's finding (docker.reachable), never a timed-out fact of another layer.
+DOCKER_FACT_TIMEOUT_S = 3 * DOCKER_TIMEOUT_S + 5
+# A daemon taking longer than this to answer /version is reported (a healthy one takes milliseconds).
+SLOW_ANSWER_S = 3.0
+# Seconds the daemon took, added to the recorded /version answer (so that a replay reports the same).
+ELAPSED_KEY = "gpudoctor_elapsed_s"
 
 # Where other daemons' sockets usually are: a hint when the configured one is missing.
 KNOWN_SOCKETS = (
@@ -75,6 +83,7 @@ class DockerFacts:
     discovered_devices: tuple[str, ...] | None = None  # None: not reported (< 28.2 / API < 1.50, or empty)
     warnings: tuple[str, ...] = ()
     info_error: str | None = None  # /version answered but /info did not
+    answer_s: float | None = None  # how long /version took (None: not measured, old bundle)
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     # -- derived ------------------------------------------------------------------------------
@@ -211,10 +220,16 @@ def _endpoint(ctx: FactContext) -> Endpoint:
 
 def _api(op: str, timeout_s: float) -> Any:
     """Produce function body: one SDK call, JSON out, HostCallError for any failure."""
+    import time
+
     client = open_client(timeout_s)
     try:
         if op == "version":
-            return json.loads(json.dumps(client.version()))
+            started = time.monotonic()
+            answer = json.loads(json.dumps(client.version()))
+            if isinstance(answer, dict):
+                answer[ELAPSED_KEY] = round(time.monotonic() - started, 3)
+            return answer
         if op == "info":
             info = client.info()
             return json.loads(json.dumps({k: info[k] for k in INFO_FIELDS if k in info}))
@@ -276,15 +291,16 @@ def _unreachable_details(ctx: FactContext, ep: Endpoint) -> dict[str, Any]:
     return out
 
 
-@fact("docker", timeout_s=DOCKER_TIMEOUT_S * 2 + 5)
+@fact("docker", timeout_s=DOCKER_FACT_TIMEOUT_S)
 def docker_fact(ctx: FactContext) -> DockerFacts:
     """Docker daemon: endpoint, reachability, version, runtimes, cgroups, security options, CDI fields."""
     timeout_s = float(ctx.options.get("docker_timeout_s", DOCKER_TIMEOUT_S))
     try:
         ep = _endpoint(ctx)
-    except HostCallError as e:
+    except HostCallError as e:  # a broken context, or an address that cannot be parsed (bad-host)
         return DockerFacts(
-            endpoint="?", endpoint_source="context", context=None, is_local=True, socket_path=None,
+            endpoint=str(e.data.get("endpoint") or "?"), endpoint_source=str(e.data.get("source") or "context"),
+            context=e.data.get("context"), is_local=True, socket_path=None,
             reachable=False, error_kind=e.kind, error=e.message,
         )
     base = {
@@ -298,10 +314,21 @@ def docker_fact(ctx: FactContext) -> DockerFacts:
         version = ctx.host.call("docker.version", [ep.host], lambda: _api("version", timeout_s), expect=dict)
     except HostCallError as e:
         return DockerFacts(reachable=False, error_kind=e.kind, error=e.message, **base, **_unreachable_details(ctx, ep))
+    if isinstance(version, dict):
+        version = dict(version)  # the replayed answer itself stays as recorded
+    elapsed = version.pop(ELAPSED_KEY, None) if isinstance(version, dict) else None
+    answer_s = float(elapsed) if isinstance(elapsed, (int, float)) else None
     info_error = None
     try:
         info = ctx.host.call("docker.info", [ep.host], lambda: _api("info", timeout_s), expect=dict)
     except HostCallError as e:
+        if e.kind == "timeout":  # answering /version but hanging on /info is a hung daemon, not a reachable one
+            took = f" after {answer_s:.1f}s" if answer_s is not None else ""
+            return DockerFacts(
+                reachable=False, error_kind="timeout", answer_s=answer_s,
+                error=f"/version answered{took}, /info did not answer within {timeout_s:g}s: {e.message}",
+                **base, **_unreachable_details(ctx, ep),
+            )
         info, info_error = None, f"{e.kind}: {e.message}"
     fields = parse_version_info(base, version, info)
-    return DockerFacts(reachable=True, info_error=info_error, **fields)
+    return DockerFacts(reachable=True, info_error=info_error, answer_s=answer_s, **fields)

@@ -95,13 +95,42 @@ def _current_context_name() -> tuple[str, str]:
     return (name, "currentContext") if name else ("default", "default")
 
 
+# What the Docker SDK's client connects to (docker/utils/utils.py parse_host; fd:// is a dockerd-only form).
+CLIENT_SCHEMES = ("unix", "http+unix", "tcp", "http", "https", "ssh", "npipe")
+
+
+def host_problem(host: str) -> str | None:
+    """Why `host` is not a daemon address the client can use (None when it is one)."""
+    try:
+        parsed = urlparse(host)
+        parsed.port  # raises ValueError for "tcp://h:notaport", "tcp://h:99999"
+        parsed.hostname  # and for "tcp://[::1"
+    except ValueError as e:
+        return str(e)
+    if not parsed.scheme or "://" not in host:
+        return "it has no scheme (unix:///var/run/docker.sock, tcp://HOST:2376, ssh://USER@HOST)"
+    if parsed.scheme not in CLIENT_SCHEMES:
+        return f"unknown scheme {parsed.scheme!r} (known: {', '.join(CLIENT_SCHEMES)})"
+    return None
+
+
+def _checked(host: str, source: str, context: str | None) -> str:
+    problem = host_problem(host)
+    if problem:
+        where = f"DOCKER_HOST={host!r}" if source == "DOCKER_HOST" else f"docker context {context!r} endpoint {host!r}"
+        raise HostCallError("bad-host", f"{where} is not a Docker daemon address: {problem}",
+                            {"endpoint": host, "source": source, "context": context})
+    return host
+
+
 def resolve_endpoint() -> Endpoint:
-    """DOCKER_HOST, else the CLI's current context, else the default socket. Raises HostCallError("context")."""
+    """DOCKER_HOST, else the CLI's current context, else the default socket. Raises HostCallError
+    ("context" for a missing or broken context, "bad-host" for an address that cannot be parsed)."""
     env_host = os.environ.get("DOCKER_HOST")
     tls_verify = os.environ.get("DOCKER_TLS_VERIFY", "") not in ("", "0")
     cert_path = os.environ.get("DOCKER_CERT_PATH") or None
     if env_host:
-        return Endpoint(env_host, "DOCKER_HOST", None, tls_verify, cert_path)
+        return Endpoint(_checked(env_host, "DOCKER_HOST", None), "DOCKER_HOST", None, tls_verify, cert_path)
     name, source = _current_context_name()
     if name == "default":
         return Endpoint(DEFAULT_HOST, source, "default" if source != "default" else None, tls_verify, cert_path)
@@ -114,7 +143,7 @@ def resolve_endpoint() -> Endpoint:
         )
     host, skip_verify = meta
     tls_dir = _context_tls_dir(name)
-    return Endpoint(host, source, name, os.path.isdir(tls_dir) and not skip_verify, None)
+    return Endpoint(_checked(host, source, name), source, name, os.path.isdir(tls_dir) and not skip_verify, None)
 
 
 def _context_id(name: str) -> str:
@@ -249,7 +278,12 @@ def classify(exc: BaseException, endpoint: Endpoint | None = None) -> str:
         return "context"
     if "Install paramiko" in text:
         return "ssh-unsupported"
-    if "Invalid bind address" in text or "invalid protocol" in text.lower() or "Invalid port" in text:
+    if (
+        "Invalid bind address" in text
+        or "invalid protocol" in text.lower()
+        or "Invalid port" in text
+        or "Port could not be cast" in text
+    ):
         return "bad-host"
     if errno.EACCES in errnos or "PermissionError" in names or "Permission denied" in text:
         return "permission-denied"

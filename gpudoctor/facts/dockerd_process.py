@@ -17,7 +17,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Mapping
 
-from .docker import DockerFacts
+from .docker import DOCKER_FACT_TIMEOUT_S, DockerFacts
 from .docker_client import socket_peer_pid
 from .hostfiles import read_file
 from .registry import FactContext, fact
@@ -206,7 +206,7 @@ def _runtime_paths(ctx: FactContext, docker: DockerFacts, path_env: str | None) 
     return out
 
 
-@fact("dockerd_process", timeout_s=15)
+@fact("dockerd_process", timeout_s=DOCKER_FACT_TIMEOUT_S + 10)  # waits for the docker fact
 def dockerd_process_fact(ctx: FactContext) -> DockerdProcess:
     """The dockerd behind the socket: pid, command line, PATH, start time, hooks on its PATH."""
     docker: DockerFacts = ctx.get("docker")

@@ -3,6 +3,12 @@
 The most expensive fact: it needs the daemon (`docker`) and the host's GPUs (`nvml`), then runs
 one hardened container per request form concurrently (bounded). Every container answer goes
 through `ctx.host.call("probe.*")` so that support bundles replay them.
+
+Bounded in time: the probes end `DEADLINE_MARGIN_S` before the run's deadline (`--timeout`); a
+probe not finished by then is reported not-run with that reason ("probe.unfinished" records which,
+so that a replay says the same) and its container is removed (`runner.ProbeRun.close`). When a
+probe got no answer, the daemon is asked whether it still answers ("probe.ping"): a daemon that
+stopped answering, or went away, is a daemon-layer finding (`daemon_error`), not a probe error.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from typing import Any, Callable, Mapping, TypeVar
 
 from ..gpu_requests.request import HostGpu, host_gpus
 from ..probes.forms import FormContext, ProbeSpec, select_forms
-from .host import HostCallError
+from .host import HostCallError, NotRecorded
 from .probe_image import USER, choose_default_image
 from .registry import FactContext, FactMissing, fact
 
@@ -24,6 +30,9 @@ R = TypeVar("R")
 PROBE_TIMEOUT_S = 60.0
 PROBES_FACT_TIMEOUT_S = 240.0
 MAX_CONCURRENT_PROBES = 6
+# Left to the rest of the run after the probes: recording the unfinished ones, a ping (runner.PING_TIMEOUT_S,
+# 2 s), removing what is left (runner.CLEANUP_BUDGET_S, 8 s), judging and rendering.
+DEADLINE_MARGIN_S = 12.0
 
 
 @dataclass(frozen=True)
@@ -37,11 +46,15 @@ class ProbeFacts:
     outcomes: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)  # spec key → runner outcome
     not_applicable: Mapping[str, str] = field(default_factory=dict)  # form id → why it was not probed
     swept: tuple[str, ...] = ()
-    daemon_error: str | None = None  # the daemon died or hung mid-run
+    daemon_error: str | None = None  # the daemon died or stopped answering mid-run
+    daemon_error_kind: str | None = None  # a docker_client.KINDS word for daemon_error
     wall_s: float = 0.0
     default_runtime: str | None = None
     image_source: str | None = None  # user | local-cuda | pulled | host-built (facts/probe_image.py)
     image_why: str | None = None  # why that image, in words for the report
+    unfinished: tuple[str, ...] = ()  # spec keys given up at the run's deadline
+    deadline_s: float | None = None
+    cleanup: Mapping[str, Any] = field(default_factory=dict)  # what removing the run's containers did
 
     def specs_for(self, check_id: str) -> tuple[ProbeSpec, ...]:
         return tuple(s for s in self.specs if s.check_id == check_id)
@@ -49,29 +62,68 @@ class ProbeFacts:
 
 class _ProbePool:
     """Runs probes at most `limit` at once in daemon threads: unlike a ThreadPoolExecutor's workers,
-    they never hold up interpreter exit on Ctrl-C while a probe hangs (the atexit hook in
-    probes/runner.py then removes the containers). Work can be submitted while other probes run."""
+    they never hold up interpreter exit on Ctrl-C while a probe hangs (the CLI then closes the probe
+    run). Work can be submitted while other probes run; `join` waits until a deadline at most."""
 
     def __init__(self, fn: Callable[[ProbeSpec], tuple[str, Mapping[str, Any]]], limit: int) -> None:
         self._fn = fn
         self._gate = threading.BoundedSemaphore(max(1, limit))
         self._threads: list[threading.Thread] = []
+        self._keys: list[str] = []
         self._results: dict[str, Mapping[str, Any]] = {}
+        self._missing: dict[str, NotRecorded] = {}
+        self._lock = threading.Lock()
 
     def submit(self, spec: ProbeSpec) -> None:
+        from ..probes.runner import Abandoned
+
         def work() -> None:
             with self._gate:
-                key, outcome = self._fn(spec)
-                self._results[key] = outcome
+                try:
+                    key, outcome = self._fn(spec)
+                except Abandoned:
+                    return  # the deadline passed: join() already reported it unfinished
+                except NotRecorded as e:  # a replay without this answer: the run gave up on it, or it lacks it
+                    with self._lock:
+                        self._missing[spec.key] = e
+                    return
+                with self._lock:
+                    self._results[key] = outcome
 
         t = threading.Thread(target=work, daemon=True, name=f"probe:{spec.key}")
         self._threads.append(t)
+        self._keys.append(spec.key)
         t.start()
 
-    def join(self) -> dict[str, Mapping[str, Any]]:
+    def join(self, until: float) -> tuple[dict[str, Mapping[str, Any]], list[str], dict[str, NotRecorded]]:
+        """(outcomes of finished probes, keys of the unfinished, replay misses) at `until` at the latest."""
         for t in self._threads:
-            t.join()
-        return dict(self._results)
+            t.join(max(0.0, until - time.monotonic()))
+        with self._lock:
+            results = dict(self._results)
+            missing = dict(self._missing)
+        pending = [k for k in self._keys if k not in results and k not in missing]
+        return results, pending, missing
+
+
+def _optional_call(ctx: FactContext, op: str, produce: Callable[[], Any], default: Any) -> Any:
+    """A recorded answer that bundles of older versions lack: replaying them gives `default`."""
+    try:
+        return ctx.host.call(op, [], produce)
+    except NotRecorded:
+        return default
+
+
+def _unfinished_reason(limit: str, phase: tuple[str, float] | None, runner: Any) -> str:
+    """Why a probe is reported not run at the deadline: where it was, and for how long."""
+    where = runner.stuck_text(*phase) if phase is not None else runner.stuck_text(None, 0.0)
+    return f"not finished within the run's deadline ({limit}): {where}"
+
+
+def _unfinished_outcome(key: str, reason: str) -> dict[str, Any]:
+    # "timed_out": the comparison treats it as a probe that gave no answer (not-run).
+    return {"key": key, "ok": False, "phase": "deadline", "error": reason, "exit_code": None, "output": "",
+            "timed_out": True, "timings": {}}
 
 
 @fact("probes", timeout_s=PROBES_FACT_TIMEOUT_S)
@@ -92,6 +144,12 @@ def probes_fact(ctx: FactContext) -> ProbeFacts:
     forms, _unknown = select_forms(opts.get("probe_forms"), bool(opts.get("probe_all_forms")))
     pull = bool(opts.get("probe_pull"))
     started = time.monotonic()
+    deadline_s = float(opts.get("deadline_s")) if opts.get("deadline_s") else None
+    until = started + PROBES_FACT_TIMEOUT_S - DEADLINE_MARGIN_S
+    if ctx.deadline is not None:
+        until = min(until, ctx.deadline - DEADLINE_MARGIN_S)
+    run = runner.ProbeRun()
+    nodes_open = _device_nodes_open(ctx)
 
     def prepare(image: str) -> Mapping[str, Any] | str:
         """Inspect (or pull) the image; a str is why probing cannot go on."""
@@ -102,14 +160,15 @@ def probes_fact(ctx: FactContext) -> ProbeFacts:
 
     def run_one(spec: ProbeSpec) -> tuple[str, Mapping[str, Any]]:
         args = spec.create_args()
+        hardening = runner.hardening_for(args, docker.default_runtime, nodes_open)
         try:
             return spec.key, ctx.host.call(
                 "probe.run", [spec.key, image, args],
-                lambda: runner.run_probe(spec.key, spec.form_id, image, args, PROBE_TIMEOUT_S),
+                lambda: runner.run_probe(spec.key, spec.form_id, image, args, PROBE_TIMEOUT_S, run, hardening),
             )
         except HostCallError as e:
-            return spec.key, {"key": spec.key, "ok": False, "phase": "daemon", "error": e.message,
-                              "daemon_error": True, "timings": {}}
+            return spec.key, {"key": spec.key, "ok": False, "phase": e.data.get("phase") or "daemon",
+                              "error": e.message, "daemon_error": e.kind, "timings": {}}
 
     pool = _ProbePool(run_one, MAX_CONCURRENT_PROBES)
     # With an explicit image, the baseline probe needs nothing from NVML: start it while NVML answers.
@@ -149,11 +208,13 @@ def probes_fact(ctx: FactContext) -> ProbeFacts:
             specs.extend(form.expand(form_ctx))
 
     common = dict(image=image, gpus=gpus, not_applicable=not_applicable, default_runtime=docker.default_runtime,
-                  image_source=source, image_why=why)
+                  image_source=source, image_why=why, deadline_s=deadline_s)
     if isinstance(image_info, str):
-        pool.join()
+        pool.join(until)
+        run.close("no probe image")
         return ProbeFacts(False, image_info, daemon_error=image_info, **common)
     if not image_info.get("present"):
+        run.close("no probe image")
         lack = image_info.get("error") or "not present locally and --pull was not given"
         what = f"probe image {image}" if image else "gpudoctor's probe image"
         return ProbeFacts(False, f"{what} is not available: {lack}", image_info=image_info, **common)
@@ -165,12 +226,76 @@ def probes_fact(ctx: FactContext) -> ProbeFacts:
     for spec in specs:
         if not (baseline_started and spec.form_id == "baseline"):
             pool.submit(spec)
-    outcomes = pool.join()
-    daemon_error = next((str(o.get("error")) for o in outcomes.values() if o.get("daemon_error")), None)
+    outcomes, pending, missing = pool.join(until)
+    limit = f"{deadline_s:g}s, --timeout" if deadline_s else f"{PROBES_FACT_TIMEOUT_S - DEADLINE_MARGIN_S:g}s"
+    if pending:
+        run.abandon(pending, "the run's deadline passed")
+    late = _optional_call(
+        ctx, "probe.unfinished",
+        lambda: {"keys": sorted(pending), "reasons": {k: _unfinished_reason(limit, run.phase(k), runner) for k in pending}},
+        {"keys": [], "reasons": {}},
+    )
+    for key in late["keys"]:
+        outcomes[key] = _unfinished_outcome(key, str(late["reasons"].get(key) or _unfinished_reason(limit, None, runner)))
+    lacking = [e for k, e in missing.items() if k not in late["keys"]]
+    if lacking:
+        raise lacking[0]  # a replay of a bundle without this probe's answer: say so, do not guess
+    # Remove what is left while asking the daemon whether it still answers: with a frozen daemon both
+    # wait for their time-outs, at once rather than one after the other.
+    closed: list[Mapping[str, Any]] = []
+    closer = threading.Thread(
+        target=lambda: closed.append(_optional_call(ctx, "probe.cleanup", lambda: run.close("the probes ended"), {})),
+        daemon=True, name="probes:close",
+    )
+    closer.start()
+    daemon_error, kind = _daemon_error(ctx, outcomes, runner)
+    closer.join(runner.CLEANUP_BUDGET_S + 1)
+    cleanup = closed[0] if closed else {"error": "cleanup did not end in time"}
     return ProbeFacts(
         True, None, image_info=image_info, specs=tuple(specs), outcomes=outcomes, swept=swept,
-        daemon_error=daemon_error, wall_s=time.monotonic() - started, **common,
+        daemon_error=daemon_error, daemon_error_kind=kind, wall_s=time.monotonic() - started,
+        unfinished=tuple(late["keys"]), cleanup=cleanup, **common,
     )
+
+
+def _daemon_error(ctx: FactContext, outcomes: Mapping[str, Mapping[str, Any]], runner: Any) -> tuple[str | None, str | None]:
+    """Did the daemon go away (a probe's connection failed) or stop answering (a probe got no answer
+    and `/_ping` gets none either)? (what happened, a docker_client.KINDS word), or (None, None).
+    The text follows "the Docker daemon …"."""
+    lost = next((o for o in outcomes.values() if o.get("daemon_error")), None)
+    silent = any(o.get("timed_out") for o in outcomes.values())
+    if lost is None and not silent:
+        return None, None
+    went = f"went away during the probes ({lost.get('phase')}: {lost.get('error')})" if lost is not None else ""
+    try:
+        ctx.host.call("probe.ping", [], runner.ping)
+    except NotRecorded:  # a bundle from before the ping: what its outcomes say, and no more
+        return (went, str(lost.get("daemon_error"))) if lost is not None else (None, None)
+    except HostCallError as e:
+        now = "/_ping gets no answer" if e.kind == "timeout" else f"/_ping fails ({e.kind})"
+        if lost is not None:
+            return f"{went}, and {now}", str(lost.get("daemon_error"))
+        return f"stopped answering during the probes: a probe got no answer, and {now}", e.kind
+    if lost is not None:
+        return f"{went}; it answers again now (restarted?)", str(lost.get("daemon_error"))
+    return None, None
+
+
+# MIG capability nodes that are root-only by design and not needed to see MIG devices: the config cap
+# (0400) and the monitor cap; their minors are 1 and 2 (/proc/driver/nvidia/capabilities/mig/{config,monitor}).
+_ADMIN_CAPS = ("/dev/nvidia-caps/nvidia-cap1", "/dev/nvidia-caps/nvidia-cap2")
+
+
+def _device_nodes_open(ctx: FactContext) -> bool:
+    """Are the host's NVIDIA device nodes usable by every user (runner.hardening_for: a non-root probe)?
+    GPU and control nodes read-write (0666, the driver's default), MIG instance caps readable (0444)."""
+    try:
+        devices = ctx.get("devices")
+    except FactMissing:
+        return False
+    nodes = [n for n in devices.nodes.values() if n.exists and n.is_char]
+    caps = [n for p, n in devices.caps.items() if n.exists and n.is_char and p not in _ADMIN_CAPS]
+    return all(n.world_rw for n in nodes) and all(n.mode is not None and n.mode & 0o004 for n in caps)
 
 
 def _baseline_spec(image: str) -> ProbeSpec:

@@ -4,6 +4,9 @@ A fact is a function `fn(ctx: FactContext) -> T` registered with `@fact("name")`
 requested facts concurrently, each in a daemon thread with its own deadline: a fact that hangs
 becomes a `FactError` ("timed out"), never a hung run. A fact may ask for another (`ctx.get`),
 which is computed once and shared.
+
+The option `deadline_s` (the CLI's `--timeout`) bounds the whole gathering: no wait goes past it,
+and long facts (the probes) read `ctx.deadline` to finish, and clean up, before it.
 """
 
 from __future__ import annotations
@@ -108,12 +111,22 @@ class _Slot:
 class FactContext:
     """What a fact function gets: the host, the run options, and access to other facts."""
 
-    def __init__(self, host: Host, options: FactOptions, specs: Mapping[str, FactSpec]) -> None:
+    def __init__(
+        self, host: Host, options: FactOptions, specs: Mapping[str, FactSpec], deadline: float | None = None
+    ) -> None:
         self.host = host
         self.options = options
         self._specs = specs
         self._slots: dict[str, _Slot] = {}
         self._lock = threading.Lock()
+        self.deadline = deadline  # time.monotonic() by which the whole gathering ends, or None
+
+    def remaining(self) -> float | None:
+        """Seconds left before the run's deadline (None: no deadline)."""
+        return None if self.deadline is None else self.deadline - time.monotonic()
+
+    def _deadline_text(self) -> str:
+        return f"not finished within the run's deadline ({float(self.options.get('deadline_s')):g}s)"
 
     def _start(self, name: str) -> _Slot:
         with self._lock:
@@ -149,10 +162,15 @@ class FactContext:
         slot = self._start(name)
         spec = self._specs.get(name)
         limit = timeout if timeout is not None else (spec.timeout_s if spec else 0)
+        left = self.remaining()
+        by_deadline = left is not None and left < limit
+        if by_deadline:
+            limit = max(left or 0.0, 0.001)
         if not slot.done.wait(limit):
             with self._lock:
                 if not slot.done.is_set():
-                    slot.error = FactError(name, "timeout", f"timed out after {limit:g}s")
+                    why = self._deadline_text() if by_deadline else f"timed out after {limit:g}s"
+                    slot.error = FactError(name, "timeout", why)
                     slot.done.set()
         return slot
 
@@ -182,9 +200,12 @@ def gather(
 ) -> FactSet:
     """Compute the named facts concurrently, each bounded by its own timeout."""
     specs = dict(specs) if specs is not None else registered_facts()
-    ctx = FactContext(host, options or FactOptions(), specs)
-    wanted = list(dict.fromkeys(names))
+    options = options or FactOptions()
     started = time.monotonic()
+    deadline_s = options.get("deadline_s")
+    deadline = started + float(deadline_s) if deadline_s else None
+    ctx = FactContext(host, options, specs, deadline)
+    wanted = list(dict.fromkeys(names))
     for name in wanted:
         ctx._start(name)
     values: dict[str, Any] = {}

@@ -347,6 +347,12 @@ class PrivateDockerd:
             deadline = time.monotonic() + 3
             while time.monotonic() < deadline and any(self._is_ours(p) for p in alive):
                 time.sleep(0.05)
+        # A containerd whose dockerd was SIGKILLed may stay a zombie (nothing reaps it here); dockerd would
+        # take its pid file for a live containerd on the next start and wait for it in vain.
+        try:
+            (self.exec_root / "containerd" / "containerd.pid").unlink()
+        except OSError:
+            pass
         self._unmount_all()
 
     def _containerd_pid(self) -> int | None:
