@@ -751,6 +751,8 @@ def docker_cdi(docker: DockerFacts, cdi: CdiFacts, daemon_config: DaemonConfig) 
     Fix: `sudo nvidia-ctk runtime configure --runtime=docker --cdi.enabled && sudo systemctl restart docker`,
     or upgrade to Docker ≥ 28.2.
     """
+    if docker.is_podman:
+        return [_podman_cdi(docker, cdi)]
     v = docker.version_tuple
     ev = {"server_version": docker.server_version, "cdi_spec_dirs": list(docker.cdi_spec_dirs or ())}
     if v is not None and v < (25,):
@@ -796,6 +798,41 @@ def docker_cdi(docker: DockerFacts, cdi: CdiFacts, daemon_config: DaemonConfig) 
         extra = f"; discovered {', '.join(found[:6])}" if found else ""
         results.append(passed(f"CDI enabled (spec dirs {', '.join(dirs)}){extra}", evidence=ev))
     return results
+
+
+# Podman resolves CDI names itself, from these directories (containers.conf `cdi_spec_dirs`, default), since 4.1.0;
+# it has no `features.cdi` and reports no CDISpecDirs (../docs failure mode `cdi-not-enabled-in-docker`:
+# "Podman has native CDI since 4.1.0"; podman < 4.1 reads `nvidia.com/gpu=0` as a path: "stat …: no such file").
+PODMAN_CDI_DIRS = ("/etc/cdi", "/var/run/cdi")
+PODMAN_CDI_SINCE = (4, 1)
+
+
+def _podman_cdi(docker: DockerFacts, cdi: CdiFacts) -> Result:
+    """docker.cdi by Podman's rules: a version with CDI, and an NVIDIA spec where Podman looks."""
+    v = docker.version_tuple
+    ev: dict[str, Any] = {"server_version": docker.server_version, "engine": "podman",
+                          "cdi_spec_dirs": list(PODMAN_CDI_DIRS)}
+    if v is not None and v < PODMAN_CDI_SINCE:
+        return failed(
+            f"Podman {docker.server_version} has no CDI (4.1.0+), and CDI is Podman's only GPU path: "
+            "`--device nvidia.com/gpu=…` is read as a host path",
+            Fix("Upgrade Podman to 4.1 or later (your distribution's podman package).", (), PODMAN_CDI_DOC),
+            evidence=_evidence("cdi-not-enabled-in-docker", **ev),
+        )
+    norm = {d.replace("/var/run/", "/run/") for d in PODMAN_CDI_DIRS}
+    specs = [s.path for s in cdi.nvidia_specs]
+    inside = [p for p in specs if p.rsplit("/", 1)[0].replace("/var/run/", "/run/") in norm]
+    if specs and not inside:
+        return failed(
+            f"Podman reads CDI specs from {' and '.join(PODMAN_CDI_DIRS)}, but the NVIDIA spec is elsewhere: "
+            f"{', '.join(specs)}",
+            Fix("Generate the spec into a directory Podman scans.",
+                ("sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml", "nvidia-ctk cdi list"), PODMAN_CDI_DOC),
+            evidence=_evidence("cdi-spec-missing-or-unreadable", outside=specs, **ev),
+        )
+    where = f"; NVIDIA spec {', '.join(inside)}" if inside else " (no NVIDIA spec there: cdi.specs says more)"
+    return passed(f"Podman {docker.server_version} resolves CDI names itself from "
+                  f"{' and '.join(PODMAN_CDI_DIRS)}{where}", evidence=ev)
 
 
 # -- docker.stayed-up (issue 14) ------------------------------------------------------------------------

@@ -179,3 +179,39 @@ def test_daemon_config_defaults_when_file_missing():
     cfg = DaemonConfig("/etc/docker/daemon.json", "default", exists=False)
     r = docker_checks.daemon_json.fn(daemon_config=cfg, dockerd_process=DockerdProcess(False), docker=load_docker(CPU))
     assert r.status is Status.PASS
+
+
+PODMAN_VERSION = {"Version": "4.3.1", "Platform": {"Name": ""}, "Components": [{"Name": "Podman Engine"}]}
+NVIDIA_SPEC = """cdiVersion: 0.5.0
+kind: nvidia.com/gpu
+devices:
+- name: all
+  containerEdits:
+    deviceNodes: [{path: /dev/nvidia0}]
+"""
+
+
+@pytest.mark.parametrize(
+    "version, spec_path, status, words",
+    [
+        ("4.3.1", "/etc/cdi/nvidia.yaml", Status.PASS, "resolves CDI names itself"),
+        ("4.3.1", "/var/run/cdi/nvidia.yaml", Status.PASS, "NVIDIA spec /var/run/cdi/nvidia.yaml"),
+        ("4.3.1", None, Status.PASS, "no NVIDIA spec there"),
+        ("4.3.1", "/opt/cdi/nvidia.yaml", Status.FAIL, "the NVIDIA spec is elsewhere"),
+        ("4.0.2", "/etc/cdi/nvidia.yaml", Status.FAIL, "has no CDI (4.1.0+)"),
+    ],
+)
+def test_docker_cdi_judges_podman_by_podmans_rules(version, spec_path, status, words):
+    """Podman has no features.cdi and reports no CDISpecDirs: its CDI is native since 4.1.0, from /etc/cdi and
+    /var/run/cdi. Docker's rule (CDI needs Engine 25+) must not be applied to Podman's 4.x version."""
+    from gpudoctor.facts.cdi import CdiFacts, parse_spec
+
+    info = json.loads((CPU / "docker-info.json").read_text())
+    podman = DockerFacts(reachable=True, **parse_version_info(BASE, {**PODMAN_VERSION, "Version": version},
+                                                              {**info, "ServerVersion": version}))
+    assert podman.is_podman and podman.version_tuple < (25,)
+    specs = (parse_spec(NVIDIA_SPEC, spec_path),) if spec_path else ()
+    cdi = CdiFacts(dirs=("/etc/cdi", "/var/run/cdi"), specs=specs)
+    (r,) = docker_checks.docker_cdi.fn(docker=podman, cdi=cdi, daemon_config=DaemonConfig("/etc/docker/daemon.json", "default"))
+    assert r.status is status and words in r.summary, r.summary
+    assert "25" not in r.summary and "features.cdi" not in r.summary
