@@ -12,12 +12,21 @@ compared as ratios taken in this one run:
 |   (≤ 250 ms on the GPU machine)                        |   absolute median)                              |
 | `gpudoctor check --all-forms` ≤ 3.0 × GPU run          | all-forms / GPU run                             |
 | `gpudoctor --help` ≤ 1.2 × a bare two-command Typer app | help / bare app                                 |
+| 8 simulated GPUs, all forms ≤ 1.5 × 1 simulated GPU     | `check --all-forms` on the simulated 8-GPU host |
+|                                                        |   / the same on the simulated 1-GPU host        |
 
 Where no GPU container can run (a CPU machine), the GPU-run ratios use the plain run instead and say so.
+
+The simulated hosts are tests/sim's beds (a host tree, the fake NVML, the stand-in toolkit, a private dockerd;
+they need root, dockerd, runc and a static busybox). `--sim` runs *everything* against them: the plain and GPU
+runs and the checks against the 1-GPU bed (`--gpus all` works there), so a CPU machine measures every goal;
+`--sim-ratio` adds only the 8-vs-1 goal to a run against the real daemon (the GPU machine). Where the beds
+cannot start, the 8-vs-1 goal says why it was not measured.
 The breakdown of one more `check` is read from its own JSON report: the run's and each fact's time (`timings`)
 and each probe's create/start/wait/remove times (the probe results' evidence).
 
-    python3 benchmarks/check_speed.py --image probe:glibc --repeat 7 [--gpus] [--json out.json]
+    python3 benchmarks/check_speed.py --image probe:glibc --repeat 7 [--gpus] [--sim-ratio] [--json out.json]
+    python3 benchmarks/check_speed.py --sim --repeat 5                   # a CPU machine: everything simulated
     (gpudoctor on PATH or `--gpudoctor "python3 -m gpudoctor"`; the daemon in DOCKER_HOST)
 """
 
@@ -28,13 +37,17 @@ import json
 import os
 import shlex
 import shutil
+import signal
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
 
 BARE_TYPER_APP = '''
 import typer
@@ -51,37 +64,70 @@ GOALS = {
     "no_probes": ("no_probes", "plain_run", 1.25),
     "all_forms": ("all_forms", "gpu_run", 3.0),
     "help": ("help", "bare_typer", 1.2),
+    "sim_8_vs_1": ("sim8_all_forms", "sim1_all_forms", 1.5),
 }
+SIM_IMAGE = "probe:busybox"  # what the beds import (tests/sim/bed.py DEFAULT_IMAGE)
 
 
-def _time(argv: list[str], env: dict[str, str]) -> tuple[float, int]:
+class Cmd:
+    """One timed command: its argv, and the environment and --root it runs with (a bed's, or this one's)."""
+
+    def __init__(self, argv: list[str], env: dict[str, str] | None = None) -> None:
+        self.argv, self.env = argv, env
+
+
+def _time(cmd: Cmd, env: dict[str, str]) -> tuple[float, int]:
     started = time.monotonic()
-    proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+    proc = subprocess.run(cmd.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cmd.env or env, cwd="/")
     return time.monotonic() - started, proc.returncode
 
 
-def commands(a: argparse.Namespace, bare_app: str) -> dict[str, list[str]]:
+def start_beds(stack: ExitStack, gpu_counts: tuple[int, ...]) -> dict[int, Any] | str:
+    """The simulated hosts (tests/sim), one per GPU count, healthy, legacy-mode toolkit and the nvidia runtime
+    registered; or why they cannot run here."""
+    sys.path.insert(0, str(ROOT))
+    from tests.sim.bed import NVIDIA_RUNTIME, SimBed, missing_prerequisite
+    from tests.sim.host import SimHost
+    from tests.sim.toolkit import ToolkitSpec
+
+    why = missing_prerequisite()
+    if why:
+        return why
+    beds = {}
+    for n in gpu_counts:
+        workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"gpd-speed-sim{n}-")))
+        beds[n] = stack.enter_context(SimBed.create(workdir, SimHost.standard(n), ToolkitSpec(mode="legacy"), NVIDIA_RUNTIME))
+    return beds
+
+
+def commands(a: argparse.Namespace, bare_app: str, beds: dict[int, Any] | None) -> dict[str, Cmd]:
     docker = shutil.which("docker") or "docker"
     gd = shlex.split(a.gpudoctor)
-    image = ["--image", a.image] if a.image else []
+    img = a.image or (SIM_IMAGE if a.sim else None)
+    image = ["--image", img] if img else []
+    # --sim: the main commands ask the 1-GPU bed (its daemon, its host tree, the fake NVML).
+    main_env = beds[1].env() if a.sim and beds else None
+    root = ["--root", str(beds[1].root)] if a.sim and beds else []
     cmds = {
-        "plain_run": [docker, "run", "--rm", "--network", "none", a.image or "probe:busybox", "true"],
-        "check": [*gd, "check", "--format", "json", *image],
-        "no_probes": [*gd, "check", "--format", "json", "--no-probes"],
-        "all_forms": [*gd, "check", "--format", "json", "--all-forms", *image],
-        "help": [*gd, "--help"],
-        "bare_typer": [sys.executable, bare_app, "--help"],
-        "python": [sys.executable, "-c", "pass"],
+        "plain_run": Cmd([docker, "run", "--rm", "--network", "none", img or "probe:busybox", "true"], main_env),
+        "check": Cmd([*gd, "check", "--format", "json", *image, *root], main_env),
+        "no_probes": Cmd([*gd, "check", "--format", "json", "--no-probes", *root], main_env),
+        "all_forms": Cmd([*gd, "check", "--format", "json", "--all-forms", *image, *root], main_env),
+        "help": Cmd([*gd, "--help"]),
+        "bare_typer": Cmd([sys.executable, bare_app, "--help"]),
+        "python": Cmd([sys.executable, "-c", "pass"]),
     }
-    if a.gpus:
-        cmds["gpu_run"] = [docker, "run", "--rm", "--network", "none", "--gpus", "all", a.image or "probe:busybox", "true"]
+    if a.gpus or a.sim:
+        cmds["gpu_run"] = Cmd([docker, "run", "--rm", "--network", "none", "--gpus", "all", img or "probe:busybox", "true"],
+                              main_env)
+    for n, bed in (beds or {}).items():
+        cmds[f"sim{n}_all_forms"] = Cmd([*gd, "check", "--format", "json", "--all-forms", "--image", SIM_IMAGE,
+                                         "--root", str(bed.root)], bed.env())
     return cmds
 
 
-def breakdown(a: argparse.Namespace, env: dict[str, str]) -> dict[str, Any]:
-    gd = shlex.split(a.gpudoctor)
-    image = ["--image", a.image] if a.image else []
-    proc = subprocess.run([*gd, "check", "--format", "json", *image], capture_output=True, text=True, env=env)
+def breakdown(cmd: Cmd, env: dict[str, str]) -> dict[str, Any]:
+    proc = subprocess.run(cmd.argv, capture_output=True, text=True, env=cmd.env or env, cwd="/")
     try:
         report = json.loads(proc.stdout)
     except ValueError:
@@ -103,19 +149,35 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--image", default=None, help="the image of the plain/GPU docker runs and the probes")
     ap.add_argument("--gpus", action="store_true", help="GPU containers can run here: time `--gpus all` too")
+    ap.add_argument("--sim", action="store_true", help="run everything against simulated hosts (tests/sim): a CPU machine")
+    ap.add_argument("--sim-ratio", action="store_true", help="add the 8-vs-1 simulated-GPU goal to a real-daemon run")
     ap.add_argument("--repeat", type=int, default=7)
+    ap.add_argument("--warm", type=int, default=2, help="uncounted rounds first (page cache, image, daemon)")
     ap.add_argument("--gpudoctor", default="gpudoctor")
     ap.add_argument("--json", default=None)
     a = ap.parse_args()
+    # A SIGTERM ends the run through Python, so that the beds' private daemons are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     env = dict(os.environ)
-    with tempfile.TemporaryDirectory() as tmp:
+    with ExitStack() as stack:
+        tmp = stack.enter_context(tempfile.TemporaryDirectory())
         bare = str(Path(tmp) / "bare_typer.py")
         Path(bare).write_text(BARE_TYPER_APP)
-        cmds = commands(a, bare)
+        beds: dict[int, Any] | None = None
+        sim_problem = None
+        if a.sim or a.sim_ratio:
+            started = start_beds(stack, (1, 8))
+            if isinstance(started, str):
+                if a.sim:
+                    ap.error(f"--sim: the simulated hosts cannot run here: {started}")
+                sim_problem = started
+            else:
+                beds = started
+        cmds = commands(a, bare, beds)
         times: dict[str, list[float]] = {k: [] for k in cmds}
         failures: dict[str, int] = {}
         names = list(cmds)
-        for _ in range(2):  # warm the page cache, the image and the daemon; not counted
+        for _ in range(a.warm):  # warm the page cache, the image and the daemon; not counted
             for name in names:
                 _time(cmds[name], env)
         for i in range(a.repeat):
@@ -126,20 +188,32 @@ def main() -> int:
                 if rc not in (0, 1):  # check exits 1 on a not-ready host: still a whole run
                     failures[name] = rc
         medians = {k: round(statistics.median(v), 4) for k, v in times.items()}
-        ratios = {}
+        ratios: dict[str, dict[str, Any]] = {}
         for goal, (num, den, limit) in GOALS.items():
+            if num not in medians:
+                why = sim_problem or "not asked for (--sim or --sim-ratio)"
+                ratios[goal] = {"ratio": None, "against": den, "goal": limit, "met": None, "not_measured": why}
+                continue
             base = den if den in medians else "plain_run"
             ratio = medians[num] / medians[base]
             ratios[goal] = {"ratio": round(ratio, 3), "against": base, "goal": limit, "met": ratio <= limit}
         out = {"repeat": a.repeat, "medians_s": medians, "ratios": ratios, "failures": failures,
-               "breakdown": breakdown(a, env), "gpus": a.gpus}
+               "breakdown": breakdown(cmds["check"], env), "gpus": a.gpus or a.sim,
+               "where": "simulated hosts (tests/sim)" if a.sim else os.environ.get("DOCKER_HOST", "default socket")}
+        if beds:
+            out["breakdown_sim8_all_forms"] = breakdown(cmds["sim8_all_forms"], env)
     text = json.dumps(out, indent=2)
     if a.json:
         Path(a.json).write_text(text + "\n")
     print(text)
     for goal, r in ratios.items():
-        print(f"{goal:10} {r['ratio']:6.2f} x {r['against']:10} goal <= {r['goal']}  {'met' if r['met'] else 'NOT met'}",
+        if r["ratio"] is None:
+            print(f"{goal:10}   n/a   goal <= {r['goal']}  not measured: {r['not_measured']}", file=sys.stderr)
+            continue
+        print(f"{goal:10} {r['ratio']:6.2f} x {r['against']:14} goal <= {r['goal']}  {'met' if r['met'] else 'NOT met'}",
               file=sys.stderr)
+    if "no_probes" in medians:
+        print(f"no_probes  {medians['no_probes'] * 1000:6.0f} ms (goal <= 250 ms on the GPU machine)", file=sys.stderr)
     return 0
 
 

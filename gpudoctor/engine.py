@@ -16,7 +16,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 from . import __version__
 from .checking import Check, as_results, check
 from .facts.host import Host
-from .facts.registry import FactOptions, FactSet, gather
+from .facts.registry import FactOptions, FactSet, Gathering, gather
 from .model import OUTSIDE_HOST, CheckInfo, CheckOutcome, Fix, Layer, Report, Result, Status, Verdict, errored, skipped
 
 PLUGIN_GROUP = "gpudoctor.checks"
@@ -218,10 +218,12 @@ def run(
     host: Host,
     checks: Sequence[Check] | None = None,
     options: FactOptions | None = None,
+    gathering: Gathering | None = None,
 ) -> tuple[Report, FactSet]:
-    """Gather what the checks need, judge, and report."""
+    """Gather what the checks need (in `gathering`, when the run already started some), judge, and report."""
     checks = tuple(checks) if checks is not None else all_checks()
-    facts = gather(host, facts_to_gather(checks), options)
+    names = facts_to_gather(checks)
+    facts = gathering.collect(names) if gathering is not None else gather(host, names, options)
     outcomes = run_checks(checks, facts)
     extra: dict[str, Any] = {}
     summary = facts.values.get("host_identity")

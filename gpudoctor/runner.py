@@ -14,7 +14,7 @@ from typing import Any, Mapping, Sequence
 
 from . import __version__
 from .facts.host import BundleError, Host, LiveHost, RecordingHost, ReplayHost
-from .facts.registry import FactOptions, FactSet
+from .facts.registry import FactOptions, FactSet, Gathering, registered_facts
 from .model import Report, Status, Verdict
 
 
@@ -75,9 +75,27 @@ def root_problem(root: str) -> str | None:
     return None
 
 
-def run_check(request: RunRequest, progress: bool = False) -> CheckRun:
-    from .engine import all_checks, run, select
+# How long a run waits for its probe containers to be under way before it loads its checks (CPU work that
+# would otherwise delay the probes' own preparation); past it, the checks load anyway.
+EARLY_WAIT_S = 3.0
 
+
+def _start_early(host: Host, options: Mapping[str, Any], request: RunRequest) -> Gathering | None:
+    """Start gathering before the checks are loaded, when the run's facts are known without them.
+
+    An unfiltered run gathers every built-in fact (the built-in checks need each; tests/test_engine.py holds them
+    to it; plugins may add facts, started once they are loaded): start them all now, the daemon, NVML and the
+    probe containers first of all, and load the checks while those wait on the machine. A run narrowed by
+    --only/--skip needs what its checks need, and starts nothing it may not need (no probe containers for
+    `--only nvml`)."""
+    if request.only or request.skip:
+        return None
+    gathering = Gathering(host, FactOptions(options)).start(registered_facts())
+    gathering.wait_under_way("probes", EARLY_WAIT_S)
+    return gathering
+
+
+def run_check(request: RunRequest, progress: bool = False) -> CheckRun:
     if not request.replay:
         problem = root_problem(request.root)
         if problem:
@@ -86,17 +104,19 @@ def run_check(request: RunRequest, progress: bool = False) -> CheckRun:
         host, options = _open_host(request)
     except BundleError as e:
         return CheckRun(None, None, f"cannot replay: {e}")
-    every = all_checks()
-    problem = _selection_problem(every, request)
-    if problem:
-        return CheckRun(None, None, problem, usage=True)
-    checks = select(every, request.only, request.skip)
-    if not checks:
-        return CheckRun(None, None, "no check matches the --only/--skip selection (see `gpudoctor list`)", usage=True)
-    status_cm = _progress(progress)
     started = time.monotonic()
-    with status_cm:
-        report, facts = run(host, checks, FactOptions(options))
+    with _progress(progress):
+        gathering = _start_early(host, options, request)
+        from .engine import all_checks, run, select
+
+        every = all_checks()
+        problem = _selection_problem(every, request)
+        if problem:
+            return CheckRun(None, None, problem, usage=True)
+        checks = select(every, request.only, request.skip)
+        if not checks:
+            return CheckRun(None, None, "no check matches the --only/--skip selection (see `gpudoctor list`)", usage=True)
+        report, facts = run(host, checks, FactOptions(options), gathering)
     report = replace(report, timings={"total_s": round(time.monotonic() - started, 4),
                                       "facts_s": {k: round(v, 4) for k, v in facts.durations.items()}})
     report = _with_host_info(report, _stack_info(facts))

@@ -203,3 +203,12 @@ def test_gather_turns_a_crashing_fact_into_an_error():
     got = gather(LiveHost(), ["bad", "unknown"], specs={"bad": FactSpec("bad", bad, 1, "")})
     assert got.errors["bad"].kind == "error" and "KeyError" in got.errors["bad"].message
     assert got.errors["unknown"].kind == "unknown"
+
+
+def test_an_unfiltered_run_gathers_every_builtin_fact():
+    """runner._start_early starts every registered fact before the checks are loaded: that is right only while
+    the built-in checks need each one (a fact no check needs would be gathered for nothing)."""
+    from gpudoctor.engine import builtin_checks, facts_to_gather
+    from gpudoctor.facts.registry import registered_facts
+
+    assert set(facts_to_gather(builtin_checks())) == set(registered_facts())

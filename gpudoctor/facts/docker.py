@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .docker_client import Endpoint, open_client, resolve_endpoint, to_host_call_error
+from .docker_client import Endpoint, fast_socket, open_client, remember_api_version, resolve_endpoint, to_host_call_error
 from .host import HostCallError
 from ..gpu_requests.stack import version_tuple  # noqa: F401  (one home; checks import it from here)
 from .registry import FactContext, fact
@@ -222,12 +222,16 @@ def _api(op: str, timeout_s: float) -> Any:
     """Produce function body: one SDK call, JSON out, HostCallError for any failure."""
     import time
 
+    fast = _fast_get(op, timeout_s)
+    if fast is not None:
+        return fast
     client = open_client(timeout_s)
     try:
         if op == "version":
             started = time.monotonic()
             answer = json.loads(json.dumps(client.version()))
             if isinstance(answer, dict):
+                remember_api_version(resolve_endpoint().host, answer.get("ApiVersion"))
                 answer[ELAPSED_KEY] = round(time.monotonic() - started, 3)
             return answer
         if op == "info":
@@ -238,6 +242,33 @@ def _api(op: str, timeout_s: float) -> Any:
     except Exception as e:
         raise to_host_call_error(e) from None
     raise ValueError(op)
+
+
+def _fast_get(op: str, timeout_s: float) -> dict[str, Any] | None:
+    """The answer the SDK would give, asked without it over a local unix socket (docker_http.py: the SDK's
+    import costs more than the daemon's answer); None when the SDK must ask (another endpoint, or a failure,
+    which then keeps the SDK's words)."""
+    import time
+
+    from .docker_http import TimedOut, Unanswered, get_json
+
+    path = fast_socket()
+    if path is None:
+        return None
+    started = time.monotonic()
+    try:
+        answer = get_json(path, f"/{op}", timeout_s)
+    except Unanswered:
+        return None
+    except TimedOut as e:
+        raise HostCallError("timeout", str(e), {"exception": "ReadTimeout"}) from None  # as to_host_call_error
+    if not isinstance(answer, dict):
+        return None
+    if op == "version":
+        remember_api_version(resolve_endpoint().host, answer.get("ApiVersion"))
+        answer[ELAPSED_KEY] = round(time.monotonic() - started, 3)
+        return answer
+    return {k: answer[k] for k in INFO_FIELDS if k in answer}
 
 
 def _identity() -> dict[str, Any]:

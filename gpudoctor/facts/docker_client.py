@@ -146,6 +146,18 @@ def resolve_endpoint() -> Endpoint:
     return Endpoint(_checked(host, source, name), source, name, os.path.isdir(tls_dir) and not skip_verify, None)
 
 
+def fast_socket() -> str | None:
+    """The local unix socket that read-only GETs may ask without the SDK (docker_http.py), or None: another
+    kind of endpoint, TLS, or one that cannot be resolved (the SDK then asks, and says what is wrong)."""
+    try:
+        ep = resolve_endpoint()
+    except HostCallError:
+        return None
+    if ep.scheme in ("unix", "http+unix") and ep.socket_path and not ep.tls_verify:
+        return ep.socket_path
+    return None
+
+
 def _context_id(name: str) -> str:
     import hashlib
 
@@ -178,6 +190,16 @@ def _load_context_meta(name: str) -> tuple[str, bool] | None:
 
 _CACHE: dict[tuple[Any, ...], Any] = {}
 _CACHE_LOCK = threading.Lock()
+# The API version each endpoint's daemon answered with (/version "ApiVersion"), once the docker fact asked: a
+# client built with it skips the /version round trip of `version="auto"` (one per client, and the probes open
+# a client per timeout); "auto" resolves to the same version.
+_API_VERSIONS: dict[str, str] = {}
+
+
+def remember_api_version(host: str, version: Any) -> None:
+    if isinstance(version, str) and version.replace(".", "").isdigit():
+        with _CACHE_LOCK:
+            _API_VERSIONS[host] = version
 
 
 def reset_client_cache() -> None:
@@ -185,6 +207,7 @@ def reset_client_cache() -> None:
     with _CACHE_LOCK:
         clients = list(_CACHE.values())
         _CACHE.clear()
+        _API_VERSIONS.clear()
     for c in clients:
         try:
             c.close()
@@ -217,7 +240,9 @@ def open_client(timeout_s: float = 10.0) -> Any:
 def _build_client(endpoint: Endpoint, timeout_s: float) -> Any:
     import docker
 
-    kwargs: dict[str, Any] = {"base_url": endpoint.host, "version": "auto", "timeout": timeout_s}
+    with _CACHE_LOCK:
+        version = _API_VERSIONS.get(endpoint.host, "auto")
+    kwargs: dict[str, Any] = {"base_url": endpoint.host, "version": version, "timeout": timeout_s}
     if endpoint.source == "DOCKER_HOST":
         # from_env's own TLS handling (DOCKER_TLS_VERIFY / DOCKER_CERT_PATH), without its version probe quirks.
         from docker.utils import kwargs_from_env

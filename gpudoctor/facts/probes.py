@@ -140,6 +140,8 @@ def probes_fact(ctx: FactContext) -> ProbeFacts:
         return ProbeFacts(False, f"the Docker daemon could not be asked: {e}")
     if not docker.reachable:
         return ProbeFacts(False, "the Docker daemon is not reachable")
+    if ctx.host.kind != "replay":
+        _import_sdk_meanwhile()
     # The CLI has already refused unknown form ids.
     forms, _unknown = select_forms(opts.get("probe_forms"), bool(opts.get("probe_all_forms")))
     pull = bool(opts.get("probe_pull"))
@@ -226,6 +228,7 @@ def probes_fact(ctx: FactContext) -> ProbeFacts:
     for spec in specs:
         if not (baseline_started and spec.form_id == "baseline"):
             pool.submit(spec)
+    ctx.mark_under_way("probes")  # the containers are on their way: the run may load its checks meanwhile
     outcomes, pending, missing = pool.join(until)
     limit = f"{deadline_s:g}s, --timeout" if deadline_s else f"{PROBES_FACT_TIMEOUT_S - DEADLINE_MARGIN_S:g}s"
     if pending:
@@ -256,6 +259,12 @@ def probes_fact(ctx: FactContext) -> ProbeFacts:
         daemon_error=daemon_error, daemon_error_kind=kind, wall_s=time.monotonic() - started,
         unfinished=tuple(late["keys"]), cleanup=cleanup, **common,
     )
+
+
+def _import_sdk_meanwhile() -> None:
+    """Import the Docker SDK (requests, urllib3: ~200 ms of CPU) in the background while the probes wait for NVML
+    and ask the image and leftovers without it (docker_http.py), so that it is loaded by the first create."""
+    threading.Thread(target=lambda: __import__("docker"), name="probes:import-sdk", daemon=True).start()
 
 
 def _daemon_error(ctx: FactContext, outcomes: Mapping[str, Mapping[str, Any]], runner: Any) -> tuple[str | None, str | None]:

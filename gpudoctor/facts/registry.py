@@ -103,9 +103,11 @@ class FactMissing(Exception):
 class _Slot:
     def __init__(self) -> None:
         self.done = threading.Event()
+        self.under_way = threading.Event()  # the fact's slow wait has begun (FactContext.mark_under_way), or it ended
         self.value: Any = None
         self.error: FactError | None = None
         self.started = False
+        self.ended_at: float | None = None  # time.monotonic() when its value or error was set
 
 
 class FactContext:
@@ -156,7 +158,24 @@ class FactContext:
             else:
                 slot.error = FactError(spec.name, "error", f"{type(e).__name__}: {e}", crash_site(e))
         finally:
+            slot.ended_at = time.monotonic()
             slot.done.set()
+            slot.under_way.set()
+
+    def mark_under_way(self, name: str) -> None:
+        """Said by a fact whose remaining time is mostly waiting on the machine (the probes, once their
+        containers are created): whoever waits for it (`wait_under_way`) may use the CPU meanwhile."""
+        with self._lock:
+            slot = self._slots.get(name)
+        if slot is not None:
+            slot.under_way.set()
+
+    def wait_under_way(self, name: str, timeout: float) -> None:
+        """Wait at most `timeout` until the started fact `name` is under way or done (at once if not started)."""
+        with self._lock:
+            slot = self._slots.get(name)
+        if slot is not None and slot.started:
+            slot.under_way.wait(timeout)
 
     def wait(self, name: str, timeout: float | None = None) -> _Slot:
         slot = self._start(name)
@@ -171,7 +190,9 @@ class FactContext:
                 if not slot.done.is_set():
                     why = self._deadline_text() if by_deadline else f"timed out after {limit:g}s"
                     slot.error = FactError(name, "timeout", why)
+                    slot.ended_at = time.monotonic()
                     slot.done.set()
+                    slot.under_way.set()
         return slot
 
     def get(self, name: str) -> Any:
@@ -192,6 +213,47 @@ class FactSet:
         return name in self.values
 
 
+class Gathering:
+    """Facts being computed: started as soon as the run knows it needs them (`start`), collected when the
+    run needs their values (`collect`). Lets a run start the slow facts (the daemon, NVML, the probe
+    containers) before it has loaded the checks that judge them."""
+
+    def __init__(self, host: Host, options: FactOptions | None = None, specs: Mapping[str, FactSpec] | None = None) -> None:
+        self.specs = dict(specs) if specs is not None else registered_facts()
+        self.options = options or FactOptions()
+        self.started = time.monotonic()
+        deadline_s = self.options.get("deadline_s")
+        deadline = self.started + float(deadline_s) if deadline_s else None
+        self.ctx = FactContext(host, self.options, self.specs, deadline)
+
+    def start(self, names: Iterable[str]) -> Gathering:
+        for name in dict.fromkeys(names):
+            self.ctx._start(name)
+        return self
+
+    def wait_under_way(self, name: str, timeout: float) -> None:
+        self.ctx.wait_under_way(name, timeout)
+
+    def collect(self, names: Iterable[str]) -> FactSet:
+        """The named facts (started now if they were not), each waited for within its own timeout, counted
+        from the start of the gathering. `durations`: when each ended, counted from then too."""
+        wanted = list(dict.fromkeys(names))
+        self.start(wanted)
+        values: dict[str, Any] = {}
+        errors: dict[str, FactError] = {}
+        durations: dict[str, float] = {}
+        for name in wanted:
+            spec = self.specs.get(name)
+            remaining = (spec.timeout_s if spec else 0) - (time.monotonic() - self.started)
+            slot = self.ctx.wait(name, max(remaining, 0.001))
+            durations[name] = (slot.ended_at or time.monotonic()) - self.started
+            if slot.error is not None:
+                errors[name] = slot.error
+            else:
+                values[name] = slot.value
+        return FactSet(values, errors, durations)
+
+
 def gather(
     host: Host,
     names: Iterable[str],
@@ -199,25 +261,5 @@ def gather(
     specs: Mapping[str, FactSpec] | None = None,
 ) -> FactSet:
     """Compute the named facts concurrently, each bounded by its own timeout."""
-    specs = dict(specs) if specs is not None else registered_facts()
-    options = options or FactOptions()
-    started = time.monotonic()
-    deadline_s = options.get("deadline_s")
-    deadline = started + float(deadline_s) if deadline_s else None
-    ctx = FactContext(host, options, specs, deadline)
     wanted = list(dict.fromkeys(names))
-    for name in wanted:
-        ctx._start(name)
-    values: dict[str, Any] = {}
-    errors: dict[str, FactError] = {}
-    durations: dict[str, float] = {}
-    for name in wanted:
-        spec = specs.get(name)
-        remaining = (spec.timeout_s if spec else 0) - (time.monotonic() - started)
-        slot = ctx.wait(name, max(remaining, 0.001))
-        durations[name] = time.monotonic() - started
-        if slot.error is not None:
-            errors[name] = slot.error
-        else:
-            values[name] = slot.value
-    return FactSet(values, errors, durations)
+    return Gathering(host, options, specs).start(wanted).collect(wanted)

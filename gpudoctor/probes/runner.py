@@ -21,6 +21,7 @@ Results are plain JSON so that support bundles record them and replays reproduce
 from __future__ import annotations
 
 import atexit
+import json
 import os
 import socket
 import subprocess
@@ -455,8 +456,26 @@ def _is_leftover(labels: Mapping[str, str], created: float, now: float) -> bool:
     return False
 
 
+def _fast_get(path: str, timeout_s: float, query: dict[str, str] | None = None) -> Any:
+    """A read-only GET without the Docker SDK (facts/docker_http.py), or None where the SDK must ask: its import
+    would otherwise stand between the run's start and its first probe container."""
+    from ..facts.docker_client import fast_socket
+    from ..facts.docker_http import TimedOut, Unanswered, get_json
+
+    sock = fast_socket()
+    if sock is None:
+        return None
+    try:
+        return get_json(sock, path, timeout_s, query)
+    except (Unanswered, TimedOut):
+        return None  # the SDK asks again, and says what went wrong in its words
+
+
 def sweep(timeout_s: float = 10.0) -> dict[str, Any]:
     """Remove probes left behind by killed runs. Returns what was removed."""
+    listed = _fast_get("/containers/json", timeout_s, {"all": "1", "filters": json.dumps({"label": [LABEL]})})
+    if listed == []:  # nothing of any run is there: nothing to remove (the common case)
+        return {"removed": []}
     try:
         api = _api(timeout_s)
         found = api.containers(all=True, filters={"label": LABEL})
@@ -485,6 +504,9 @@ def local_images(repository: str, timeout_s: float = 10.0) -> list[str]:
 
 def ensure_image(image: str, pull: bool, timeout_s: float = 30.0) -> dict[str, Any]:
     """Is the probe image present? Pull it only when asked (hosts are often offline)."""
+    info = _fast_get(f"/images/{image}/json", timeout_s)
+    if isinstance(info, dict):
+        return _image_answer(image, info, pulled=False)
     import docker
 
     api = _api(timeout_s)
@@ -507,6 +529,10 @@ def ensure_image(image: str, pull: bool, timeout_s: float = 30.0) -> dict[str, A
         return {**absent, "error": _explain(e), "invalid": True}
     except Exception as e:
         raise to_host_call_error(e) from None
+    return _image_answer(image, info, pulled)
+
+
+def _image_answer(image: str, info: Mapping[str, Any], pulled: bool) -> dict[str, Any]:
     config = info.get("Config") or {}
     return {
         "image": image,

@@ -1,0 +1,110 @@
+"""A few read-only Docker API GETs over the daemon's unix socket, with the standard library only.
+
+Why: every run asks the daemon `/version` and `/info` (the docker fact), and the Docker SDK (docker-py,
+requests, urllib3) costs ~200 ms of CPU to import — more than the daemon takes to answer — so `check
+--no-probes` would spend most of its time importing a client. These GETs are answered here instead when the
+endpoint is a local unix socket; everything else (tcp, TLS, ssh, contexts over tcp, every write) goes
+through the SDK (docker_client.py).
+
+Same answers, same errors: a 200 answer is the JSON body the SDK would have returned (the unversioned path
+is the daemon's newest API version, which is what the SDK's `version="auto"` picks). Anything else — the socket
+cannot be reached, an HTTP error, a reply that is not plain JSON — raises `Unanswered`, and the caller asks
+again through the SDK, so that failures keep the SDK's kinds and words (docker_client.classify). Only a daemon
+that took the request and did not answer in time is reported from here (asking again would double the wait),
+in the SDK's own words.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+from typing import Any
+from urllib.parse import quote, urlencode
+
+# A reply bigger than this is not a /version or /info answer (a few KiB).
+MAX_REPLY_BYTES = 8 << 20
+
+
+class Unanswered(Exception):
+    """The fast path could not get a plain 200 JSON answer: ask through the SDK."""
+
+
+class TimedOut(Exception):
+    """The daemon took the request and did not answer within the timeout. `str()` is the SDK's message."""
+
+
+def get_json(socket_path: str, path: str, timeout_s: float, query: dict[str, str] | None = None) -> Any:
+    """GET `path` (e.g. "/version") from the daemon at `socket_path`; the decoded JSON body."""
+    target = quote(path) + (f"?{urlencode(query)}" if query else "")
+    request = f"GET {target} HTTP/1.1\r\nHost: docker\r\nUser-Agent: gpudoctor\r\nConnection: close\r\n\r\n"
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout_s)
+    try:
+        try:
+            sock.connect(socket_path)
+            sock.sendall(request.encode("ascii"))
+        except OSError as e:  # no socket, permission denied, refused: the SDK says which, in its words
+            raise Unanswered(str(e)) from None
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            while True:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > MAX_REPLY_BYTES:
+                    raise Unanswered("reply too large")
+        except socket.timeout:
+            # requests' ReadTimeout text, as the SDK would have raised it (docker_client.classify: "timeout").
+            raise TimedOut(f"UnixHTTPConnectionPool(host='localhost', port=None): Read timed out. "
+                           f"(read timeout={timeout_s})") from None
+        except OSError as e:
+            raise Unanswered(str(e)) from None
+    finally:
+        sock.close()
+    return _decode(b"".join(chunks))
+
+
+def _decode(raw: bytes) -> Any:
+    head, sep, body = raw.partition(b"\r\n\r\n")
+    if not sep:
+        raise Unanswered("no HTTP header")
+    lines = head.decode("iso-8859-1").split("\r\n")
+    status = lines[0].split(" ", 2)
+    if len(status) < 2 or not status[0].startswith("HTTP/1.") or status[1] != "200":
+        raise Unanswered(lines[0])
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])}
+    if "chunked" in headers.get("transfer-encoding", "").lower():
+        body = _unchunk(body)
+    elif "content-length" in headers:
+        try:
+            length = int(headers["content-length"])
+        except ValueError:
+            raise Unanswered("bad Content-Length") from None
+        if len(body) < length:
+            raise Unanswered("short reply")
+        body = body[:length]
+    try:
+        return json.loads(body)
+    except ValueError:
+        raise Unanswered("not JSON") from None
+
+
+def _unchunk(body: bytes) -> bytes:
+    out = bytearray()
+    while True:
+        line, sep, rest = body.partition(b"\r\n")
+        if not sep:
+            raise Unanswered("truncated chunked reply")
+        try:
+            size = int(line.split(b";", 1)[0], 16)
+        except ValueError:
+            raise Unanswered("bad chunk size") from None
+        if size == 0:
+            return bytes(out)
+        if len(rest) < size + 2:
+            raise Unanswered("truncated chunk")
+        out += rest[:size]
+        body = rest[size + 2:]
