@@ -13,6 +13,6 @@ python3 -m pip install -q --no-build-isolation --no-deps --no-compile --target /
 export PYTHONPATH=/opt/gpudoctor-site:/opt/gpuhost/site
 out=${OUT:-/tmp}
 python3 scripts/gpu-machine-checks.py --engine "$engine" --state "$state" --out "$out"
-python3 -P benchmarks/check_speed.py --image probe:glibc --gpus --repeat 5 --gpudoctor "python3 -P -m gpudoctor" \
-  --json "$out/speed.json" 2>&1 | tail -6
+python3 -P benchmarks/check_speed.py --image probe:glibc --gpus --sim-ratio --warm 1 --repeat 5 --gpudoctor "python3 -P -m gpudoctor" \
+  --json "$out/speed.json" 2>&1 | tail -30
 docker ps -a --format '{{.ID}} {{.Image}} {{.Status}}' | head
