@@ -161,7 +161,7 @@ def daemon_json(daemon_config: DaemonConfig, dockerd_process: DockerdProcess, do
             evidence={**ev, "conflicts": conflicts},
         )
     default = data.get("default-runtime")
-    runtimes = data.get("runtimes") if isinstance(data.get("runtimes"), dict) else {}
+    runtimes = data["runtimes"] if isinstance(data.get("runtimes"), dict) else {}
     if isinstance(default, str) and default not in RUNC_NAMES and default not in runtimes:
         # Valid JSON, valid types, and still fatal: dockerd exits at start (real stack, 20.10 and 29.7).
         started = "" if docker.reachable else " — the daemon is down"
@@ -640,7 +640,7 @@ def cgroups(docker: DockerFacts, toolkit: ToolkitFacts, devices: DeviceFacts) ->
     ev = {"cgroup_driver": docker.cgroup_driver, "cgroup_version": docker.cgroup_version}
     cli = toolkit.binary("nvidia-container-cli") if toolkit.has("nvidia-container-cli") else None
     cli_v = version_tuple(cli.version) if cli else None
-    if docker.cgroup_version == "2" and cli_v and cli_v < (1, 8):
+    if docker.cgroup_version == "2" and cli and cli_v and cli_v < (1, 8):
         return failed(
             f"cgroup v2 with nvidia-container-cli {cli.version} (< 1.8): hook-based GPU containers fail with "
             "'cgroup subsystem devices not found'",

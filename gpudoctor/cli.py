@@ -168,7 +168,7 @@ def _probe_options(
     no_probes: bool,
     command: str | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
-) -> dict:
+) -> dict[str, Any]:
     if not timeout >= MIN_TIMEOUT_S:  # also refuses NaN
         raise _fail(f"--timeout must be at least {MIN_TIMEOUT_S:g} seconds, not {timeout:g}", EXIT_USAGE)
     chosen = [f.strip() for f in forms.split(",") if f.strip()] if forms else None
@@ -382,7 +382,7 @@ class _ExplainCommand(typer.core.TyperCommand):
         for p in self.params:
             if isinstance(p, typer.core.TyperArgument):
                 p.display_type_rich = lambda ctx: ""  # type: ignore[method-assign]
-                p._usage_display_name = lambda name=p.metavar: name  # type: ignore[method-assign]
+                p._usage_display_name = lambda name=p.metavar: name  # type: ignore[method-assign,misc]  # Typer's private hook; mypy cannot type a lambda with a default
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         return super().parse_args(ctx, _explain_argv(args, self.get_params(ctx)))
