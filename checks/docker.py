@@ -7,7 +7,7 @@ docs/failure-modes.md (failure-mode names in each result's evidence).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 from ..checking import Check, check
 from ..facts.cdi import CdiFacts
@@ -22,7 +22,7 @@ from ..links import TOOLKIT_CDI, TOOLKIT_INSTALL, TOOLKIT_TROUBLESHOOTING
 from ..model import Fix, Layer, Result, failed, passed, skipped, warned
 from ..gpu_requests.behaviour import GPUS_ALL, LEGACY_HOOK, Prediction, predict
 from ..gpu_requests.stack import HOOK_REFUSING_MODES, RUNC_NAMES, START_SLACK_S, stack_from_facts
-from ..gpu_requests.texts import DEFAULT_RUNTIME_MISSING, HOOK_REFUSAL
+from ..gpu_requests.texts import DEFAULT_RUNTIME_MISSING, HOOK_REFUSAL  # noqa: F401 (HOOK_REFUSAL: checks/toolkit.py's)
 
 TOOLKIT_DOCKER_DOC = f"{TOOLKIT_INSTALL}#configuring-docker"
 TOOLKIT_ROOTLESS_DOC = f"{TOOLKIT_INSTALL}#rootless-mode"
@@ -536,8 +536,8 @@ def daemon_json_drift(docker: DockerFacts, daemon_config: DaemonConfig, dockerd_
         elif isinstance(spec, dict) and spec.get("path") and live.path and spec["path"] != live.path:
             drift.append(f"runtime {name!r}: file path {spec['path']!r}, daemon path {live.path!r}")
     file_default = daemon_config.default_runtime or "runc"
-    if docker.default_runtime and file_default != docker.default_runtime and not (
-        "--default-runtime" in dockerd_process.flags
+    if docker.default_runtime and file_default != docker.default_runtime and (
+        "--default-runtime" not in dockerd_process.flags
     ):
         drift.append(f"default runtime: file {file_default!r}, daemon {docker.default_runtime!r}")
     v = docker.version_tuple

@@ -20,7 +20,6 @@ import typer
 import typer.core
 
 from . import __version__
-from .model import EXIT_PARTIAL
 
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
