@@ -26,7 +26,7 @@ EXIT_READY, EXIT_NOT_READY, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 app = typer.Typer(
     name="gpudoctor",
     help="Can containers on this host use its NVIDIA GPUs? If not, which layer is broken and what fixes it.",
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion; Typer imports its completion code anyway
     no_args_is_help=False,
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -588,7 +588,7 @@ def _default_to_check(argv: list[str]) -> list[str]:
     if not argv:
         return ["check"]
     first = argv[0]
-    if first.startswith("-") and first not in ("-h", "--help", "--version"):
+    if first.startswith("-") and first not in ("-h", "--help", "--version", "--install-completion", "--show-completion"):
         return ["check", *argv]
     return argv
 
