@@ -7,7 +7,7 @@ docs/failure-modes.md (failure-mode names in each result's evidence).
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 from ..checking import Check, check
 from ..facts.cdi import CdiFacts
@@ -22,7 +22,7 @@ from ..links import TOOLKIT_CDI, TOOLKIT_INSTALL, TOOLKIT_TROUBLESHOOTING
 from ..model import Fix, Layer, Result, failed, passed, skipped, warned
 from ..gpu_requests.behaviour import GPUS_ALL, LEGACY_HOOK, Prediction, predict
 from ..gpu_requests.stack import HOOK_REFUSING_MODES, RUNC_NAMES, START_SLACK_S, stack_from_facts
-from ..gpu_requests.texts import DEFAULT_RUNTIME_MISSING, HOOK_REFUSAL
+from ..gpu_requests.texts import DEFAULT_RUNTIME_MISSING, HOOK_REFUSAL  # noqa: F401 (HOOK_REFUSAL: checks/toolkit.py's)
 
 TOOLKIT_DOCKER_DOC = f"{TOOLKIT_INSTALL}#configuring-docker"
 TOOLKIT_ROOTLESS_DOC = f"{TOOLKIT_INSTALL}#rootless-mode"
@@ -161,7 +161,7 @@ def daemon_json(daemon_config: DaemonConfig, dockerd_process: DockerdProcess, do
             evidence={**ev, "conflicts": conflicts},
         )
     default = data.get("default-runtime")
-    runtimes = data.get("runtimes") if isinstance(data.get("runtimes"), dict) else {}
+    runtimes = data["runtimes"] if isinstance(data.get("runtimes"), dict) else {}
     if isinstance(default, str) and default not in RUNC_NAMES and default not in runtimes:
         # Valid JSON, valid types, and still fatal: dockerd exits at start (real stack, 20.10 and 29.7).
         started = "" if docker.reachable else " — the daemon is down"
@@ -536,8 +536,8 @@ def daemon_json_drift(docker: DockerFacts, daemon_config: DaemonConfig, dockerd_
         elif isinstance(spec, dict) and spec.get("path") and live.path and spec["path"] != live.path:
             drift.append(f"runtime {name!r}: file path {spec['path']!r}, daemon path {live.path!r}")
     file_default = daemon_config.default_runtime or "runc"
-    if docker.default_runtime and file_default != docker.default_runtime and not (
-        "--default-runtime" in dockerd_process.flags
+    if docker.default_runtime and file_default != docker.default_runtime and (
+        "--default-runtime" not in dockerd_process.flags
     ):
         drift.append(f"default runtime: file {file_default!r}, daemon {docker.default_runtime!r}")
     v = docker.version_tuple
@@ -640,7 +640,7 @@ def cgroups(docker: DockerFacts, toolkit: ToolkitFacts, devices: DeviceFacts) ->
     ev = {"cgroup_driver": docker.cgroup_driver, "cgroup_version": docker.cgroup_version}
     cli = toolkit.binary("nvidia-container-cli") if toolkit.has("nvidia-container-cli") else None
     cli_v = version_tuple(cli.version) if cli else None
-    if docker.cgroup_version == "2" and cli_v and cli_v < (1, 8):
+    if docker.cgroup_version == "2" and cli and cli_v and cli_v < (1, 8):
         return failed(
             f"cgroup v2 with nvidia-container-cli {cli.version} (< 1.8): hook-based GPU containers fail with "
             "'cgroup subsystem devices not found'",

@@ -52,7 +52,7 @@ def _library_version(kernel: KernelFacts) -> str | None:
     versions = sorted(set(kernel.library_versions.values()))
     module = kernel.version.version if kernel.version else None
     others = [v for v in versions if v != module]
-    return (others or versions or [None])[0]
+    return next(iter(others or versions), None)
 
 
 def _init_failure(platform: PlatformFacts, kernel: KernelFacts, e: NvmlError) -> Result:
@@ -476,14 +476,14 @@ def gpu_count_agree(
     unopened = [g for g in nvml.gpus if "handle" in g.errors]
     usable_pci = [g for g in pci.gpus if g.driver in ("nvidia", None)] if pci.readable else []
     missing = [g for g in usable_pci if g.address not in nvml_bus]
-    for g in missing:
+    for fn in missing:
         results.append(
             failed(
-                f"{g.label} is on the PCI bus but NVML does not list it",
+                f"{fn.label} is on the PCI bus but NVML does not list it",
                 GPU_LOST_FIX,
-                subject=f"PCI {g.address}",
+                subject=f"PCI {fn.address}",
                 details=(f"{len(unopened)} NVML GPU(s) could not be opened at all",) if unopened else (),
-                evidence={"address": g.address, "failure_mode": "gpu-lost-xid79"},
+                evidence={"address": fn.address, "failure_mode": "gpu-lost-xid79"},
             )
         )
     if pci.readable:

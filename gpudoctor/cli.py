@@ -20,14 +20,13 @@ import typer
 import typer.core
 
 from . import __version__
-from .model import EXIT_PARTIAL
 
 EXIT_READY, EXIT_NOT_READY, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 
 app = typer.Typer(
     name="gpudoctor",
     help="Can containers on this host use its NVIDIA GPUs? If not, which layer is broken and what fixes it.",
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion; Typer imports its completion code anyway
     no_args_is_help=False,
     invoke_without_command=True,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -168,7 +167,7 @@ def _probe_options(
     no_probes: bool,
     command: str | None = None,
     timeout: float = DEFAULT_TIMEOUT_S,
-) -> dict:
+) -> dict[str, Any]:
     if not timeout >= MIN_TIMEOUT_S:  # also refuses NaN
         raise _fail(f"--timeout must be at least {MIN_TIMEOUT_S:g} seconds, not {timeout:g}", EXIT_USAGE)
     chosen = [f.strip() for f in forms.split(",") if f.strip()] if forms else None
@@ -382,7 +381,7 @@ class _ExplainCommand(typer.core.TyperCommand):
         for p in self.params:
             if isinstance(p, typer.core.TyperArgument):
                 p.display_type_rich = lambda ctx: ""  # type: ignore[method-assign]
-                p._usage_display_name = lambda name=p.metavar: name  # type: ignore[method-assign]
+                p._usage_display_name = lambda name=p.metavar: name  # type: ignore[method-assign,misc]  # Typer's private hook; mypy cannot type a lambda with a default
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         return super().parse_args(ctx, _explain_argv(args, self.get_params(ctx)))
@@ -589,7 +588,7 @@ def _default_to_check(argv: list[str]) -> list[str]:
     if not argv:
         return ["check"]
     first = argv[0]
-    if first.startswith("-") and first not in ("-h", "--help", "--version"):
+    if first.startswith("-") and first not in ("-h", "--help", "--version", "--install-completion", "--show-completion"):
         return ["check", *argv]
     return argv
 

@@ -126,17 +126,17 @@ def promote_explained(outcomes: Sequence[CheckOutcome]) -> tuple[CheckOutcome, .
                 because.setdefault(target, []).append(f"{o.check.id}: {r.subject or r.summary}")
     promoted = {}
     for target, who in because.items():
-        o = by_id.get(target)
-        if o is None or o.status is not Status.WARN:
+        warned_o = by_id.get(target)
+        if warned_o is None or warned_o.status is not Status.WARN:
             continue
         note = "fails, not just warns: containers fail because of it (" + "; ".join(dict.fromkeys(who)) + ")"
         results = tuple(
             replace(r, status=Status.FAIL, details=(*r.details, note),
                     evidence={**r.evidence, "promoted_by": list(dict.fromkeys(who))})
             if r.status is Status.WARN else r
-            for r in o.results
+            for r in warned_o.results
         )
-        promoted[target] = replace(o, results=results)
+        promoted[target] = replace(warned_o, results=results)
     return tuple(promoted.get(o.check.id, o) for o in outcomes)
 
 

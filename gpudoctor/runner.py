@@ -46,9 +46,9 @@ def _open_host(request: RunRequest, recording: bool = False) -> tuple[Host, dict
     """The host and the options to use: a replay reuses the options it was recorded with, so that
     it asks exactly the questions the recording answered."""
     if request.replay:
-        host = ReplayHost.load(request.replay)
-        options = dict(host.meta.get("options") or {})
-        return host, options
+        replayed = ReplayHost.load(request.replay)
+        options = dict(replayed.meta.get("options") or {})
+        return replayed, options
     host = RecordingHost(request.root) if recording else LiveHost(request.root)
     return host, dict(request.options)
 

@@ -156,4 +156,4 @@ def test_bounded_module_is_a_leaf():
     tree = ast.parse((Path(__file__).resolve().parents[1] / "gpudoctor/facts/bounded.py").read_text())
     imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
     imported |= {("." * n.level) + (n.module or "") for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
-    assert imported == {"__future__", "errno", "os", "stat", "typing", "json", "tomllib", "tomli", "yaml"}
+    assert imported == {"__future__", "errno", "os", "stat", "sys", "typing", "json", "tomllib", "tomli", "yaml"}

@@ -6,13 +6,12 @@ import pkgutil
 import re
 from pathlib import Path
 
-import pytest
 
 import gpudoctor.checks as builtin
 from gpudoctor.engine import all_checks, builtin_checks, run
 from gpudoctor.facts.host import LiveHost, ReplayHost
 from gpudoctor.facts.registry import FactOptions, registered_facts
-from gpudoctor.model import Layer, Status
+from gpudoctor.model import Status
 
 ID = re.compile(r"^[a-z0-9]+(\.[a-z0-9-]+)+$")
 REAL_BUNDLE = Path(__file__).parent / "fixtures/real-h100-host/bundle.json"

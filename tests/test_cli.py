@@ -23,6 +23,23 @@ def test_help_imports_nothing_heavy():
     assert not imported & set(HEAVY), sorted(imported & set(HEAVY))
 
 
+def test_shell_completion():
+    """--install-completion/--show-completion are offered; the installed script's call (Click's protocol: the
+    words in COMP_WORDS, _GPUDOCTOR_COMPLETE naming the shell) completes commands, options and choices."""
+    helped = run_cli(["--help"])
+    assert "--install-completion" in helped.stdout and "--show-completion" in helped.stdout
+
+    def complete(words: str) -> list[str]:
+        env = {"_GPUDOCTOR_COMPLETE": "complete_bash", "COMP_WORDS": words, "COMP_CWORD": str(len(words.split(" ")) - 1)}
+        proc = run_cli([], env=env)
+        assert proc.returncode == 0, proc.stderr
+        return proc.stdout.split()
+
+    assert complete("gpudoctor ch") == ["check"]
+    assert complete("gpudoctor check --for") == ["--format", "--forms"]
+    assert complete("gpudoctor check --format ") == ["text", "json", "junit", "prometheus"]
+
+
 def test_usage_errors_exit_2():
     assert run_cli(["--no-such-flag"]).returncode == 2
     assert run_cli(["check", "--format", "xml"]).returncode == 2

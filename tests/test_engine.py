@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import pytest
 
 from gpudoctor.checking import check
 from gpudoctor.engine import plugin_checks, run_checks, select, verdict
 from gpudoctor.facts.host import LiveHost
 from gpudoctor.facts.registry import FactError, FactSet, FactSpec, gather
-from gpudoctor.model import Fix, Layer, Status, errored, failed, passed, warned
+from gpudoctor.model import Fix, Layer, Status, failed, passed, warned
 
 FIX = Fix("do the thing", ("sudo thing --now",), "https://example.invalid/doc")
 

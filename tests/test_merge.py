@@ -24,7 +24,7 @@ def reports(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[Path, dict[s
     """The JSON report of each bundle's replay (`gpudoctor check --replay B --format json`, run in-process)."""
     out = tmp_path_factory.mktemp("reports")
     made = []
-    for i, bundle in enumerate(BUNDLES):
+    for bundle in BUNDLES:
         run = run_check(RunRequest(replay=str(bundle)))
         assert run.report is not None, run.problem
         path = out / f"{bundle.parent.parent.name}--{bundle.parent.name}.json"

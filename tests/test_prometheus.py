@@ -53,16 +53,16 @@ def test_metrics_say_what_the_report_says(bundle: Path) -> None:
         assert m["gpudoctor_root_cause_info"] == [({"check": verdict["root_cause"], "layer": verdict["layer"]}, 1.0)]
     else:
         assert "gpudoctor_root_cause_info" not in m
-    assert {l["status"]: v for l, v in m["gpudoctor_results"]} == {k: float(v) for k, v in verdict["counts"].items()}
+    assert {lab["status"]: v for lab, v in m["gpudoctor_results"]} == {k: float(v) for k, v in verdict["counts"].items()}
 
     # The state set: exactly one status per check, the one the JSON report gives, with its layer.
-    ones = {(l["check"], l["layer"]): l["status"] for l, v in m["gpudoctor_check_status"] if v == 1}
+    ones = {(lab["check"], lab["layer"]): lab["status"] for lab, v in m["gpudoctor_check_status"] if v == 1}
     assert ones == {(c["id"], c["layer"]): c["status"] for c in report["checks"]}
     assert len(m["gpudoctor_check_status"]) == 5 * len(report["checks"])
-    durations = {l["check"] for l, _ in m["gpudoctor_check_duration_seconds"]}
+    durations = {lab["check"] for lab, _ in m["gpudoctor_check_duration_seconds"]}
     assert durations == {c["id"] for c in report["checks"]}
 
-    forms = {(l["form"], l["request"]): l["verdict"] for l, v in m.get("gpudoctor_request_form_verdict", []) if v == 1}
+    forms = {(lab["form"], lab["request"]): lab["verdict"] for lab, v in m.get("gpudoctor_request_form_verdict", []) if v == 1}
     expected = {
         (r["evidence"]["form"], r["evidence"]["request"]): r["evidence"]["verdict"]
         for c in report["checks"]
@@ -77,11 +77,11 @@ def test_metrics_say_what_the_report_says(bundle: Path) -> None:
 def test_form_verdicts_of_a_broken_host() -> None:
     """cdi-no-spec: every GPU form fails (no spec to resolve), the baseline works and the over-count is refused."""
     _, text = _replay(BUNDLES[2], "prometheus")
-    forms = {l["form"]: l["verdict"] for l, _ in _samples(text)["gpudoctor_request_form_verdict"]}
+    forms = {lab["form"]: lab["verdict"] for lab, _ in _samples(text)["gpudoctor_request_form_verdict"]}
     assert forms["baseline"] == "works"
     assert forms["gpus-all"] == "fails" and forms["cdi-all"] == "fails"
     # A request with quotes survives the label escaping.
-    requests = [l["request"] for l, _ in _samples(text)["gpudoctor_request_form_verdict"]]
+    requests = [lab["request"] for lab, _ in _samples(text)["gpudoctor_request_form_verdict"]]
     assert "--gpus 'all,\"capabilities=utility\"'" in requests
 
 

@@ -220,7 +220,7 @@ def test_dockerd_process_is_mirrored_into_the_tree(legacy):
 from tests.sim.fixtures import sim_beds  # noqa: E402,F401  (pytest fixture)
 
 
-def test_shared_beds_are_reused_and_run_gpudoctor(sim_beds, docker_engine, request):
+def test_shared_beds_are_reused_and_run_gpudoctor(sim_beds, docker_engine, request):  # noqa: F811 (the fixture)
     bed = sim_beds.shared(SimHost.standard(1), ToolkitSpec(mode="legacy"), NVIDIA_RUNTIME, engine=docker_engine)
     assert sim_beds.shared(SimHost.standard(1), ToolkitSpec(mode="legacy"), NVIDIA_RUNTIME, engine=docker_engine) is bed
     report = bed.check_json("--image", bed.image, "--forms", "baseline,gpus-all")

@@ -100,20 +100,20 @@ def _run_all(items: Sequence[Any], root: str, *, image: str | None, command: Seq
     from .model import Explanation
     from .run import RunPlan, RunResult, run
 
-    explained = [i for i in items if isinstance(i, Explanation) and i.request is not None]
+    explained = [i.request for i in items if isinstance(i, Explanation) and i.request is not None]
     if not explained:
         return []
     v = gather(LiveHost(root), ["nvml", "docker", "dockerd_process", "toolkit", "cdi"]).values
     stack = stack_from_facts(v.get("docker"), v.get("dockerd_process"), v.get("toolkit"), v.get("cdi"))
     gpus = host_gpus(v.get("nvml"))  # () on a host without NVML: every GPU the request names is then missing
     if stack.engine is None:
-        return [RunResult(e.request.label, image or "", RunPlan(None), None, None,
+        return [RunResult(e.label, image or "", RunPlan(None), None, None,
                           problem="no Docker daemon answers on this host: nothing can be run")
                 for e in explained]
     chosen, env, why = _probe_image(image, root)
     if why:
-        return [RunResult(e.request.label, chosen, RunPlan(None), None, None, problem=why) for e in explained]
-    return [run(e.request, gpus=gpus, stack=stack, image=chosen, image_env=env, command=command,
+        return [RunResult(e.label, chosen, RunPlan(None), None, None, problem=why) for e in explained]
+    return [run(e, gpus=gpus, stack=stack, image=chosen, image_env=env, command=command,
                 timeout_s=timeout_s) for e in explained]
 
 

@@ -87,7 +87,7 @@ def _count(raw: Any, subject: str, issues: list[tuple[str, str, str]]) -> Any:
     if raw is None:
         return None
     if isinstance(raw, bool):
-        issues.append(("count-type", f"invalid type bool for device count", subject))
+        issues.append(("count-type", "invalid type bool for device count", subject))
         return raw
     if isinstance(raw, int):
         return raw

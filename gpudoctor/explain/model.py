@@ -5,11 +5,11 @@ Frozen dataclasses only; nothing here parses, reads the host or renders.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Any, Mapping
+from dataclasses import dataclass
+from typing import Any
 
 # The request itself and its spellings live in the domain package; explain reads them from there.
-from ..gpu_requests.request import DECIDED_AT_RUN_TIME, DeviceRequest, ErrorText, GpuRequest, HostGpu
+from ..gpu_requests.request import DeviceRequest as DeviceRequest, ErrorText, GpuRequest, HostGpu
 from ..gpu_requests.behaviour import Prediction
 from ..gpu_requests.spelling import Correction
 from ..gpu_requests.stack import StackState

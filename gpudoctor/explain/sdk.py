@@ -66,7 +66,7 @@ class Unknown:
 
 @dataclass(frozen=True)
 class _HostConfigCall:
-    kwargs: dict
+    kwargs: dict[str, Any]
     source: str
 
 

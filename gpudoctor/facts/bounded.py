@@ -22,6 +22,7 @@ from __future__ import annotations
 import errno
 import os
 import stat
+import sys
 from typing import Any
 
 # No configuration file gpudoctor reads nests more than about 8 levels (a Compose device
@@ -169,10 +170,10 @@ def load_json(text: str, max_depth: int = MAX_DEPTH) -> Any:
 
 def load_toml(text: str, max_depth: int = MAX_DEPTH) -> dict[str, Any]:
     """tomllib.loads with nesting capped: ValueError (TOMLDecodeError) for bad TOML, ParseLimit beyond `max_depth`."""
-    try:
-        import tomllib  # type: ignore[import-not-found]
-    except ImportError:  # Python 3.10
-        import tomli as tomllib  # type: ignore[no-redef]
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # Python 3.10
+        import tomli as tomllib
 
     try:
         data = tomllib.loads(text)
@@ -194,7 +195,7 @@ def load_yaml(text: str, max_depth: int = MAX_DEPTH, max_alias_nodes: int = MAX_
     from yaml import events as ev
 
     loader_cls = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-    sizes: dict[str, int] = {}  # anchor → expanded node count, once its node is complete
+    sizes: dict[str | None, int] = {}  # anchor → expanded node count, once its node is complete
     open_nodes: list[list[Any]] = []  # [anchor, nodes so far] per open collection
     expanded = 0
     for event in yaml.parse(text, Loader=loader_cls):

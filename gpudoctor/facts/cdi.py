@@ -120,7 +120,7 @@ def _edits(edits: Any, where: str, nodes: list[str], mounts: list[str], hooks: l
                 return _type_error(f"{where}.{key}[{i}].{field_name}", "a string", value)
             if value:
                 target.append(value)
-            if key == "deviceNodes" and node_hosts is not None:
+            if key == "deviceNodes" and node_hosts is not None and value is not None:  # (None returned above)
                 # A node's host side is its hostPath when given (driver containers: /run/nvidia/driver/dev/…), else
                 # its path (CDI spec: deviceNodes[].hostPath); only the host side must exist here.
                 host = item.get("hostPath")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import errno
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Mapping
 
 from .bounded import load_json

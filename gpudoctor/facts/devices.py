@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from typing import Mapping
 
 # The NVIDIA majors live with the host-GPU model (a container sees a GPU as its node); nvidia-uvm's is dynamic.
-from ..gpu_requests.request import NVIDIA_MAJOR, NVIDIACTL_MINOR
+from ..gpu_requests.request import NVIDIA_MAJOR, NVIDIACTL_MINOR as NVIDIACTL_MINOR
 from .host import FileStat
 from .hostfiles import describe_oserror, list_dir, readlink
 from .registry import FactContext, FactMissing, fact

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
@@ -178,8 +177,8 @@ def parse_version_info(
     out: dict[str, Any] = dict(base)
     if version:
         # `docker version --format '{{json .}}'` nests under "Server"; the API answer is flat.
-        server = version.get("Server") if isinstance(version.get("Server"), Mapping) else version
-        platform = server.get("Platform") if isinstance(server.get("Platform"), Mapping) else {}
+        server: Mapping[str, Any] = version["Server"] if isinstance(version.get("Server"), Mapping) else version
+        platform: Mapping[str, Any] = server["Platform"] if isinstance(server.get("Platform"), Mapping) else {}
         out.update(
             server_version=server.get("Version"),
             api_version=server.get("ApiVersion"),
@@ -334,7 +333,7 @@ def docker_fact(ctx: FactContext) -> DockerFacts:
             context=e.data.get("context"), is_local=True, socket_path=None,
             reachable=False, error_kind=e.kind, error=e.message,
         )
-    base = {
+    base: dict[str, Any] = {
         "endpoint": ep.host,
         "endpoint_source": ep.source,
         "context": ep.context,

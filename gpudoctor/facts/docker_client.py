@@ -103,8 +103,8 @@ def host_problem(host: str) -> str | None:
     """Why `host` is not a daemon address the client can use (None when it is one)."""
     try:
         parsed = urlparse(host)
-        parsed.port  # raises ValueError for "tcp://h:notaport", "tcp://h:99999"
-        parsed.hostname  # and for "tcp://[::1"
+        parsed.port  # raises ValueError for "tcp://h:notaport", "tcp://h:99999"  # noqa: B018
+        parsed.hostname  # and for "tcp://[::1"  # noqa: B018
     except ValueError as e:
         return str(e)
     if not parsed.scheme or "://" not in host:

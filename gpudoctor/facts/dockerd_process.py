@@ -121,8 +121,8 @@ def _cmdline(ctx: FactContext, pid: int) -> tuple[str, ...]:
 
 def _find_pid(ctx: FactContext, docker: DockerFacts) -> tuple[int | None, str | None, str]:
     """(pid, how, note)."""
-    if docker.socket_path:
-        peer = ctx.host.call("docker.socket_peer", [docker.socket_path], lambda: socket_peer_pid(docker.socket_path),
+    if sock := docker.socket_path:
+        peer = ctx.host.call("docker.socket_peer", [sock], lambda: socket_peer_pid(sock),
                              expect=(int, type(None)))
         if peer and _is_dockerd(ctx, peer):
             return peer, "socket-peer", ""
@@ -219,6 +219,7 @@ def dockerd_process_fact(ctx: FactContext) -> DockerdProcess:
         return DockerdProcess(False, reason=note, runtime_paths=_runtime_paths(ctx, docker, None))
     cmdline = _cmdline(ctx, pid)
     flags = parse_flags(cmdline)
+    exe: str | None
     try:
         exe = ctx.host.readlink(f"/proc/{pid}/exe")
     except OSError:

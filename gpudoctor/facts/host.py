@@ -370,7 +370,7 @@ class ReplayHost(Host):
     def load(cls, path: str) -> "ReplayHost":
         return cls(_load_json(path), source=path)
 
-    def path(self, path: str) -> str:
+    def path(self, path: str, follow: bool = True) -> str:
         return path
 
     def _answer(self, op: str, args: Sequence[Any], produce: Callable[[], Any]) -> Any:

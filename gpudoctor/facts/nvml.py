@@ -101,7 +101,7 @@ def _value(raw: Mapping[str, Any] | None) -> Any:
 def parse_snapshot(raw: Mapping[str, Any]) -> NvmlFacts:
     """Turn the worker's JSON into facts. Tolerates missing keys (older/odd workers)."""
     init_error = _error(raw.get("init"))
-    gpus = []
+    gpus: list[NvmlGpu] = []
     for d in raw.get("devices") or []:
         errors = {}
         if "error" in d:

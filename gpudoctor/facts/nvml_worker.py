@@ -106,15 +106,15 @@ def _mig_devices(nv: Any, h: Any) -> dict[str, Any]:
         return count
     found = []
     for i in range(count["value"]):
-        got = _try(lambda: nv.nvmlDeviceGetMigDeviceHandleByIndex(h, i))
+        got = _try(lambda: nv.nvmlDeviceGetMigDeviceHandleByIndex(h, i))  # noqa: B023 (_try calls it at once)
         if "error" in got:
             continue  # unused slots answer NOT_FOUND
         mh = got["value"]
         found.append(
             {
                 "index": i,
-                "uuid": _try(lambda: _text(nv.nvmlDeviceGetUUID(mh))),
-                "name": _try(lambda: _text(nv.nvmlDeviceGetName(mh))),
+                "uuid": _try(lambda: _text(nv.nvmlDeviceGetUUID(mh))),  # noqa: B023
+                "name": _try(lambda: _text(nv.nvmlDeviceGetName(mh))),  # noqa: B023
             }
         )
     return {"value": found}

@@ -95,7 +95,7 @@ def read_pci(ctx: FactContext) -> PciFacts:
             continue
         vendor = _hex(vendor_read.text)
         if vendor is None:
-            problems.append(f"{base}/vendor holds {vendor_read.text.strip()[:40]!r}, not a hex vendor id")
+            problems.append(f"{base}/vendor holds {(vendor_read.text or '').strip()[:40]!r}, not a hex vendor id")
             continue
         if vendor != NVIDIA_VENDOR:
             continue

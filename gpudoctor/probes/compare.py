@@ -129,11 +129,11 @@ def judge(spec: ProbeSpec, outcome: Mapping[str, Any], gpus: Sequence[HostGpu],
             seen_indices=indices, unknown_seen=unknown, details=tuple(details), view=view,
         )
     if spec.expect_mig:
-        got = set(view.mig_uuids)
-        if set(spec.expect_mig) <= got:
-            return Judgement(spec.key, WORKS, expected, ", ".join(sorted(got)), f"saw {', '.join(spec.expect_mig)}", view=view)
+        got_mig = set(view.mig_uuids)
+        if set(spec.expect_mig) <= got_mig:
+            return Judgement(spec.key, WORKS, expected, ", ".join(sorted(got_mig)), f"saw {', '.join(spec.expect_mig)}", view=view)
         return Judgement(
-            spec.key, MISMATCH, expected, ", ".join(sorted(got)) or seen,
+            spec.key, MISMATCH, expected, ", ".join(sorted(got_mig)) or seen,
             f"{spec.title}: the container did not see MIG device {', '.join(spec.expect_mig)}",
             details=tuple(details), view=view,
         )

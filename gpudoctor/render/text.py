@@ -71,7 +71,7 @@ def _print(console: Any, line: Any) -> None:
         console.print(line)
 
 
-def _table(table: dict, indent: int) -> Any:
+def _table(table: dict[str, Any], indent: int) -> Any:
     """A check's evidence table (e.g. request form × expected × seen × verdict), cells as plain text."""
     from rich.table import Table
     from rich.text import Text
@@ -200,7 +200,7 @@ def render_text(report: Report, file: IO[str], verbose: bool = False, color: boo
 
     root_fix = v.fix
     problems = [o for o in report.outcomes
-                if o.status in (Status.FAIL, Status.ERROR, Status.WARN) and not (o.blocked_by and o.status is Status.SKIP)]
+                if o.status in (Status.FAIL, Status.ERROR, Status.WARN)]
     if problems and not verbose:
         console.print()
         failing = sum(o.status.is_problem for o in problems)
