@@ -182,9 +182,43 @@ def daemon_json(daemon_config: DaemonConfig, dockerd_process: DockerdProcess, do
 
 
 # -- docker.reachable ---------------------------------------------------------------------------------
+def _configured_by(docker: DockerFacts) -> str:
+    """Who named the endpoint, in words: "DOCKER_HOST", "the docker context 'x'", "the default socket"."""
+    if docker.endpoint_source == "DOCKER_HOST":
+        return "DOCKER_HOST"
+    if docker.context and docker.context != "default":
+        return f"the docker context {docker.context!r}"
+    return "the default socket"
+
+
+def _elsewhere_fix(docker: DockerFacts) -> tuple[str, Fix, str] | None:
+    """The configured socket is missing (or dead) while a daemon answers at another well-known one: a typo in
+    DOCKER_HOST, a context left on an old path, rootless vs rootful. Point the client there, do not start Docker."""
+    alt = docker.answering_alternative
+    if alt is None:
+        return None
+    state = "which does not exist" if docker.error_kind == "no-socket" else "where nothing answers"
+    what = "Podman" if alt.podman else (f"a daemon ({alt.server})" if alt.server else "a daemon")
+    summary = (f"{_configured_by(docker)} names {docker.endpoint}, {state}; {what} answers at {alt.endpoint} "
+               f"({alt.via})")
+    if docker.endpoint_source == "DOCKER_HOST" and alt.without_docker_host:
+        commands: tuple[str, ...] = ("unset DOCKER_HOST",)
+        how = f"Unset DOCKER_HOST: without it the client uses {alt.via}, where the daemon answers."
+    elif docker.context and docker.context != "default" and alt.endpoint == "unix:///var/run/docker.sock":
+        commands = ("docker context use default",)
+        how = "Switch back to the default context, whose socket the daemon answers on."
+    else:
+        commands = (f"export DOCKER_HOST={alt.endpoint}",)
+        how = f"Point the client at the socket where the daemon answers ({alt.via})."
+    return summary, Fix(how, (*commands, "docker version"), DOCKER_CONTEXT_DOC), "docker-host-elsewhere"
+
+
 def _unreachable_fix(docker: DockerFacts) -> tuple[str, Fix, str]:
     kind = docker.error_kind or "unknown"
     where = docker.socket_path or docker.endpoint
+    elsewhere = _elsewhere_fix(docker)
+    if elsewhere is not None:
+        return elsewhere
     if kind == "no-socket":
         if not docker.dockerd_installed:
             alt = f" (another daemon's socket exists: {', '.join(docker.other_sockets)})" if docker.other_sockets else ""
@@ -296,8 +330,12 @@ def reachable(docker: DockerFacts) -> Result:
         )
     summary, fix, mode = _unreachable_fix(docker)
     details = [f"error: {docker.error}"] if docker.error else []
-    if docker.other_sockets:
+    details += [f"{a.endpoint} ({a.via}): {a.state}" + (f", {a.server}" if a.server else "") for a in docker.alternatives
+                if a.state != "no-socket"]
+    if docker.other_sockets and not docker.alternatives:
         details.append("other daemon sockets on this machine: " + ", ".join(docker.other_sockets))
+    if docker.alternatives:
+        ev["alternatives"] = {a.endpoint: a.state for a in docker.alternatives}
     return failed(summary, fix, details=details, evidence={**ev, "kind": docker.error_kind, "failure_mode": mode})
 
 
