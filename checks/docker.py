@@ -74,6 +74,15 @@ def gpus_take_the_hook(prediction: Prediction) -> bool:
     return LEGACY_HOOK in prediction.via or prediction.path == LEGACY_HOOK
 
 
+def remote_skip(docker: DockerFacts, what: str, **evidence: Any) -> Result | None:
+    """The skip row of a check that compares this machine's files with the daemon, when the daemon is another
+    machine's (gpudoctor/scope.py): the files here are not the ones that daemon uses."""
+    if not docker.is_remote:
+        return None
+    return skipped(f"the daemon is remote ({docker.remote_reason}): {what}", evidence={"not_judged": "remote-daemon",
+                                                                                      **evidence})
+
+
 def runtime_binary(name: str, proc: DockerdProcess) -> str | None | bool:
     """Where runtime `name`'s binary is: a path, None when it is missing, True when it could not be told."""
     if name not in proc.runtime_paths:
@@ -397,11 +406,11 @@ def engine(docker: DockerFacts) -> Result:
             evidence=_evidence("snap-docker", **ev),
         )
     if docker.is_remote:
-        return warned(
-            f"the daemon is remote ({docker.endpoint}): the toolkit, CDI and device checks describe this machine, "
-            "not the daemon's host",
-            fix=Fix("Run gpudoctor on the GPU host itself.", ("ssh <gpu-host> gpudoctor check",), DOCKER_CONTEXT_DOC),
-            evidence=ev,
+        # Judged with its containers; this machine's host layers are shown but not judged (gpudoctor/scope.py).
+        return passed(
+            f"remote Docker Engine {docker.server_version} on host {docker.name or '?'} ({docker.remote_reason}): "
+            "the verdict is about it and its containers, not this machine's host layers",
+            evidence={**ev, "remote": docker.remote_reason, "engine_host": docker.name},
         )
     return passed(f"local Docker Engine {docker.server_version} ({docker.operating_system})", evidence=ev)
 
@@ -469,7 +478,8 @@ def runtime_nvidia(docker: DockerFacts, toolkit: ToolkitFacts, dockerd_process: 
     """
     rt = docker.runtime("nvidia")
     # Needed when plain `--gpus` is refused by the hook for the toolkit's mode: then only the runtime serves GPUs.
-    needed = gpus_all_here(docker, toolkit, dockerd_process).blame == "toolkit.mode"
+    # This machine's toolkit mode says nothing of a remote daemon's host.
+    needed = not docker.is_remote and gpus_all_here(docker, toolkit, dockerd_process).blame == "toolkit.mode"
     ev = {"runtimes": list(docker.runtime_names), "toolkit_mode": toolkit.mode}
     if rt is None:
         summary = f"no `nvidia` runtime registered (runtimes: {', '.join(docker.runtime_names) or 'none'})"
@@ -676,6 +686,10 @@ def cgroups(docker: DockerFacts, toolkit: ToolkitFacts, devices: DeviceFacts) ->
     Fix: upgrade the toolkit; `sudo nvidia-ctk system create-dev-char-symlinks --create-all`; or use CDI.
     """
     ev = {"cgroup_driver": docker.cgroup_driver, "cgroup_version": docker.cgroup_version}
+    remote = remote_skip(docker, f"cgroup driver {docker.cgroup_driver}, cgroup v{docker.cgroup_version}; its host's "
+                                 "toolkit and /dev/char links cannot be read from this machine", **ev)
+    if remote:
+        return remote
     cli = toolkit.binary("nvidia-container-cli") if toolkit.has("nvidia-container-cli") else None
     cli_v = version_tuple(cli.version) if cli else None
     if docker.cgroup_version == "2" and cli_v and cli_v < (1, 8):
@@ -725,7 +739,11 @@ def rootless(docker: DockerFacts, toolkit: ToolkitFacts) -> list[Result]:
     """
     results: list[Result] = []
     hook_path = toolkit.installed and toolkit.mode not in HOOK_REFUSING_MODES
-    if docker.rootless:
+    remote = remote_skip(docker, ("rootless daemon" if docker.rootless else "rootful daemon") + "; its host's toolkit "
+                         "config (no-cgroups) cannot be read from this machine")
+    if remote:
+        results.append(remote)
+    elif docker.rootless:
         if hook_path and not toolkit.no_cgroups:
             results.append(failed(
                 "rootless daemon but the toolkit config lacks `no-cgroups = true`: hook-based GPU containers fail "
@@ -810,8 +828,9 @@ def docker_cdi(docker: DockerFacts, cdi: CdiFacts, daemon_config: DaemonConfig) 
     dirs = [d.rstrip("/") for d in docker.cdi_spec_dirs or ()]
     # /var/run is a symlink to /run on most hosts; the daemon may report either (internals §2.1).
     norm = {d.replace("/var/run/", "/run/") for d in dirs}
-    outside = [s.path for s in cdi.nvidia_specs
-               if s.path.rsplit("/", 1)[0].replace("/var/run/", "/run/") not in norm]
+    # This machine's spec files are not a remote daemon's: only the daemon's own word is judged then.
+    outside = [] if docker.is_remote else [s.path for s in cdi.nvidia_specs
+                                           if s.path.rsplit("/", 1)[0].replace("/var/run/", "/run/") not in norm]
     if outside:
         results.append(failed(
             f"NVIDIA CDI spec outside the daemon's spec dirs ({', '.join(dirs)}): {', '.join(outside)}",

@@ -17,7 +17,8 @@ from typing import Any, Mapping
 from .docker_client import Endpoint, open_client, ping_socket, resolve_endpoint, to_host_call_error
 from .host import HostCallError, NotRecorded
 from ..gpu_requests.stack import version_tuple  # noqa: F401  (one home; checks import it from here)
-from .registry import FactContext, fact
+from .locality import elsewhere
+from .registry import FactContext, FactMissing, fact
 
 DOCKER_TIMEOUT_S = 10.0  # one API call
 # The fact: the client's own /version (API negotiation), /version, /info — each at most DOCKER_TIMEOUT_S.
@@ -80,7 +81,7 @@ class DockerFacts:
     endpoint: str
     endpoint_source: str  # DOCKER_HOST | DOCKER_CONTEXT | currentContext | default
     context: str | None
-    is_local: bool
+    is_local: bool  # the daemon runs on this machine (facts/locality.py: its address and its own word)
     socket_path: str | None
     reachable: bool
     error_kind: str | None = None  # a docker_client.KINDS word when not reachable
@@ -113,6 +114,10 @@ class DockerFacts:
     warnings: tuple[str, ...] = ()
     info_error: str | None = None  # /version answered but /info did not
     answer_s: float | None = None  # how long /version took (None: not measured, old bundle)
+    kernel_version: str | None = None  # the daemon host's kernel (/info KernelVersion)
+    # Why the daemon's host is not this machine (facts/locality.py); None when it is this machine.
+    remote_reason: str | None = None
+    this_host: str | None = None  # this machine's hostname (host_identity), what the engine's Name is compared with
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     # -- derived ------------------------------------------------------------------------------
@@ -244,6 +249,7 @@ def parse_version_info(
             if isinstance(discovered, list)
             else None,
             warnings=_str_tuple(info.get("Warnings")),
+            kernel_version=str(info["KernelVersion"]) if info.get("KernelVersion") else None,
         )
     return out
 
@@ -398,6 +404,8 @@ def docker_fact(ctx: FactContext) -> DockerFacts:
         "is_local": ep.is_local,
         "socket_path": ep.socket_path,
     }
+    if not ep.is_local:
+        base["remote_reason"] = elsewhere(False, ep.host, None, None, None, None)
     try:
         version = ctx.host.call("docker.version", [ep.host], lambda: _api("version", timeout_s), expect=dict)
     except HostCallError as e:
@@ -420,4 +428,20 @@ def docker_fact(ctx: FactContext) -> DockerFacts:
             )
         info, info_error = None, f"{e.kind}: {e.message}"
     fields = parse_version_info(base, version, info)
-    return DockerFacts(reachable=True, info_error=info_error, answer_s=answer_s, **fields)
+    found = DockerFacts(reachable=True, info_error=info_error, answer_s=answer_s, **fields)
+    return _located(ctx, found)
+
+
+def _located(ctx: FactContext, docker: DockerFacts) -> DockerFacts:
+    """The daemon's host judged against this machine's name and kernel (facts/locality.py)."""
+    from dataclasses import replace
+
+    try:
+        ident = ctx.get("host_identity")
+        this_host, this_kernel = ident.hostname, ident.kernel
+    except FactMissing:
+        this_host = this_kernel = None
+    if docker.is_desktop:  # Docker Desktop's VM is its own finding (docker.engine), not a remote host
+        return replace(docker, this_host=this_host)
+    why = elsewhere(docker.is_local, docker.endpoint, docker.name, docker.kernel_version, this_host, this_kernel)
+    return replace(docker, is_local=why is None, remote_reason=why, this_host=this_host)

@@ -70,9 +70,19 @@ class Endpoint:
 
     @property
     def is_local(self) -> bool:
+        """The address is this machine's: a socket, or tcp/ssh to localhost or a loopback address (127.0.0.0/8,
+        ::1). Whether the daemon there is this machine's is facts/locality.py's question."""
         if self.scheme in ("unix", "http+unix", "npipe"):
             return True
-        return (self.hostname or "") in ("localhost", "127.0.0.1", "::1")
+        name = self.hostname or ""
+        if name == "localhost":
+            return True
+        import ipaddress
+
+        try:
+            return ipaddress.ip_address(name).is_loopback
+        except ValueError:
+            return False
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "scheme": self.scheme, "socket_path": self.socket_path, "is_local": self.is_local}
