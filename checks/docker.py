@@ -17,7 +17,8 @@ from ..facts.devices import DeviceFacts
 from ..facts.dockerd_process import DockerdProcess
 from ..facts.probes import ProbeFacts
 from ..facts.toolkit import ToolkitFacts
-from ..install import toolkit_install, toolkit_reinstall
+from ..facts.platform import PlatformFacts
+from ..install import Distro, toolkit_install, toolkit_reinstall
 from ..links import TOOLKIT_CDI, TOOLKIT_INSTALL, TOOLKIT_TROUBLESHOOTING
 from ..model import Fix, Layer, Result, failed, passed, skipped, warned
 from ..gpu_requests.behaviour import GPUS_ALL, LEGACY_HOOK, Prediction, predict
@@ -81,6 +82,11 @@ def remote_skip(docker: DockerFacts, what: str, **evidence: Any) -> Result | Non
         return None
     return skipped(f"the daemon is remote ({docker.remote_reason}): {what}", evidence={"not_judged": "remote-daemon",
                                                                                       **evidence})
+
+
+def host_distro(docker: DockerFacts, platform: PlatformFacts | None) -> Distro | None:
+    """The distro whose package commands a fix uses: this machine's, unless the daemon is another machine's."""
+    return platform.distro if platform is not None and not docker.is_remote else None
 
 
 def runtime_binary(name: str, proc: DockerdProcess) -> str | None | bool:
@@ -207,7 +213,7 @@ def _elsewhere_fix(docker: DockerFacts) -> tuple[str, Fix, str] | None:
     if alt is None:
         return None
     state = "which does not exist" if docker.error_kind == "no-socket" else "where nothing answers"
-    what = "Podman" if alt.podman else (f"a daemon ({alt.server})" if alt.server else "a daemon")
+    what = "Podman" if alt.podman else (f"a daemon ({alt.server.split()[0]})" if alt.server else "a daemon")
     summary = (f"{_configured_by(docker)} names {docker.endpoint}, {state}; {what} answers at {alt.endpoint} "
                f"({alt.via})")
     if docker.endpoint_source == "DOCKER_HOST" and alt.without_docker_host:
@@ -462,10 +468,11 @@ def api_version(docker: DockerFacts) -> Result:
     "docker.runtime.nvidia",
     "The `nvidia` runtime is registered and its binary exists",
     layer=Layer.DOCKER,
-    needs=("docker", "toolkit", "dockerd_process"),
+    needs=("docker", "toolkit", "dockerd_process", "platform"),
     after=("docker.reachable", "toolkit.installed"),
 )
-def runtime_nvidia(docker: DockerFacts, toolkit: ToolkitFacts, dockerd_process: DockerdProcess) -> Result:
+def runtime_nvidia(docker: DockerFacts, toolkit: ToolkitFacts, dockerd_process: DockerdProcess,
+                   platform: PlatformFacts | None = None) -> Result:
     """The daemon lists a runtime named `nvidia` (`docker info` Runtimes) whose executable exists.
 
     Why: `--runtime=nvidia` (and compose `runtime: nvidia`) fails at create with
@@ -506,7 +513,7 @@ def runtime_nvidia(docker: DockerFacts, toolkit: ToolkitFacts, dockerd_process: 
             + (" on dockerd's PATH" if dockerd_process.path_env is not None else ""),
             Fix(
                 "Reinstall the toolkit (or remove the stale runtime entry), then restart Docker.",
-                (*toolkit_reinstall(None), *configure_commands(docker, dockerd_process)),
+                (*toolkit_reinstall(host_distro(docker, platform)), *configure_commands(docker, dockerd_process)),
                 TOOLKIT_DOCKER_DOC,
             ),
             evidence=_evidence("runtime-or-hook-binary-missing", path=rt.path, **ev),
@@ -519,10 +526,11 @@ def runtime_nvidia(docker: DockerFacts, toolkit: ToolkitFacts, dockerd_process: 
     "docker.default-runtime",
     "The default runtime exists and suits the toolkit's mode",
     layer=Layer.DOCKER,
-    needs=("docker", "toolkit", "dockerd_process"),
+    needs=("docker", "toolkit", "dockerd_process", "platform"),
     after=("docker.reachable",),
 )
-def default_runtime(docker: DockerFacts, toolkit: ToolkitFacts, dockerd_process: DockerdProcess) -> Result:
+def default_runtime(docker: DockerFacts, toolkit: ToolkitFacts, dockerd_process: DockerdProcess,
+                    platform: PlatformFacts | None = None) -> Result:
     """The default runtime is one the daemon has, and its binary exists.
 
     Why: with `"default-runtime": "nvidia"` and the toolkit removed, *every* container fails, GPU or not
@@ -549,7 +557,7 @@ def default_runtime(docker: DockerFacts, toolkit: ToolkitFacts, dockerd_process:
             f"default runtime `nvidia` points at {rt.path!r}, which does not exist: every container fails to start",
             Fix(
                 "Reinstall the NVIDIA Container Toolkit, or remove \"default-runtime\" from daemon.json, then restart.",
-                (*toolkit_reinstall(None), *restart_commands(docker, dockerd_process)),
+                (*toolkit_reinstall(host_distro(docker, platform)), *restart_commands(docker, dockerd_process)),
                 TOOLKIT_TROUBLESHOOTING,
             ),
             evidence=_evidence("runtime-or-hook-binary-missing", **ev),
@@ -606,10 +614,11 @@ def daemon_json_drift(docker: DockerFacts, daemon_config: DaemonConfig, dockerd_
     "docker.gpu-driver",
     "dockerd could register its `--gpus` driver (the NVIDIA hook was on its PATH when it started)",
     layer=Layer.DOCKER,
-    needs=("docker", "dockerd_process", "toolkit"),
+    needs=("docker", "dockerd_process", "toolkit", "platform"),
     after=("docker.reachable", "toolkit.installed"),
 )
-def gpu_driver(docker: DockerFacts, dockerd_process: DockerdProcess, toolkit: ToolkitFacts) -> Result:
+def gpu_driver(docker: DockerFacts, dockerd_process: DockerdProcess, toolkit: ToolkitFacts,
+               platform: PlatformFacts | None = None) -> Result:
     """`nvidia-container-runtime-hook` (29.2+: or `nvidia-cdi-hook`) is on dockerd's own PATH and was there
     before dockerd started.
 
@@ -643,7 +652,7 @@ def gpu_driver(docker: DockerFacts, dockerd_process: DockerdProcess, toolkit: To
             Fix(
                 "Install the toolkit where dockerd looks (/usr/bin), or give the service a PATH that holds the hook, "
                 "then restart Docker.",
-                (*toolkit_install(None), "sudo systemctl edit docker",
+                (*toolkit_install(host_distro(docker, platform)), "sudo systemctl edit docker",
                  *restart_commands(docker, dockerd_process)),
                 TOOLKIT_TROUBLESHOOTING,
             ),
@@ -671,10 +680,10 @@ def gpu_driver(docker: DockerFacts, dockerd_process: DockerdProcess, toolkit: To
     "docker.cgroups",
     "The cgroup setup keeps GPU device access",
     layer=Layer.DOCKER,
-    needs=("docker", "toolkit", "devices"),
+    needs=("docker", "toolkit", "devices", "platform"),
     after=("docker.reachable",),
 )
-def cgroups(docker: DockerFacts, toolkit: ToolkitFacts, devices: DeviceFacts) -> Result:
+def cgroups(docker: DockerFacts, toolkit: ToolkitFacts, devices: DeviceFacts, platform: PlatformFacts | None = None) -> Result:
     """cgroup v2 has a libnvidia-container that knows it (≥ 1.8), and the systemd cgroup driver has the
     /dev/char links that keep hook-injected devices allowed.
 
@@ -697,7 +706,7 @@ def cgroups(docker: DockerFacts, toolkit: ToolkitFacts, devices: DeviceFacts) ->
             f"cgroup v2 with nvidia-container-cli {cli.version} (< 1.8): hook-based GPU containers fail with "
             "'cgroup subsystem devices not found'",
             Fix("Upgrade the NVIDIA Container Toolkit (all its packages).",
-                toolkit_install(None), TOOLKIT_TROUBLESHOOTING),
+                toolkit_install(host_distro(docker, platform)), TOOLKIT_TROUBLESHOOTING),
             evidence=_evidence("cgroup-v2-unsupported-old-stack", **ev),
         )
     hook_path = gpus_take_the_hook(gpus_all_here(docker, toolkit))
