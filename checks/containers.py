@@ -10,7 +10,9 @@ from __future__ import annotations
 from typing import Any, Iterable
 
 from ..checking import Check, check
+from ..facts.platform import PlatformFacts
 from ..facts.probes import ProbeFacts
+from ..install import Distro
 from ..gpu_requests.behaviour import predict
 from ..gpu_requests.request import env_mapping
 from ..gpu_requests.stack import StackState, stack_from_facts
@@ -40,9 +42,9 @@ def _not_probed(probes: ProbeFacts, check_id: str) -> Result | None:
     return skipped(f"not probed in this run (add --forms {ids} or --all-forms)")
 
 
-def _fix_for(j: Judgement) -> Fix:
+def _fix_for(j: Judgement, distro: Distro | None = None) -> Fix:
     if j.cause is not None:
-        return j.cause.fix
+        return j.cause.fix_on(distro)  # package commands for the host's distro (gpudoctor/install.py)
     if j.verdict == DEGRADED:
         return Fix(
             "Ask for the capabilities the workload needs (utility for nvidia-smi/NVML, compute for CUDA).",
@@ -57,7 +59,7 @@ def _fix_for(j: Judgement) -> Fix:
     )
 
 
-def _revealed(j: Judgement, spec: ProbeSpec) -> Result:
+def _revealed(j: Judgement, spec: ProbeSpec, distro: Distro | None = None) -> Result:
     """The right refusal came through a broken path: say so at that path's layer (a warning here, which the engine
     weighs with that layer's own check)."""
     cause = j.revealed
@@ -65,12 +67,12 @@ def _revealed(j: Judgement, spec: ProbeSpec) -> Result:
     return warned(
         f"{spec.title} was refused as it should be, but by a path that is broken: {cause.summary} "
         f"(requests that Docker hands to that path fail the same way)",
-        subject=spec.title, fix=cause.fix,
+        subject=spec.title, fix=cause.fix_on(distro),
         evidence={"form": spec.form_id, "cause": cause.id, "explained_by": cause.layer_check, "revealed": True},
     )
 
 
-def _result(j: Judgement, spec: ProbeSpec, probes: ProbeFacts) -> Result:
+def _result(j: Judgement, spec: ProbeSpec, probes: ProbeFacts, distro: Distro | None = None) -> Result:
     evidence = {
         "form": spec.form_id, "request": spec.title, "cli": spec.cli, "sdk": spec.sdk, "compose": spec.compose,
         "expected": j.expected, "seen": j.seen, "verdict": j.verdict,
@@ -83,21 +85,22 @@ def _result(j: Judgement, spec: ProbeSpec, probes: ProbeFacts) -> Result:
     if j.verdict == NOT_RUN:
         return errored(j.summary, subject=subject, evidence=evidence, details=j.details)
     if j.verdict == DEGRADED:
-        return warned(j.summary, subject=subject, evidence=evidence, details=j.details, fix=_fix_for(j))
+        return warned(j.summary, subject=subject, evidence=evidence, details=j.details, fix=_fix_for(j, distro))
     details = j.details
     if j.cause and j.cause.layer_check:
         # The engine promotes that check when its own finding was only a warning (engine.promote_explained).
         evidence["explained_by"] = j.cause.layer_check
         details = (f"root cause check: {j.cause.layer_check}", *details)
     summary = j.summary if j.verdict == MISMATCH else f"{j.summary} — {j.cause.summary if j.cause else ''}".rstrip(" —")
-    return failed(summary, _fix_for(j), subject=subject, evidence=evidence, details=details)
+    return failed(summary, _fix_for(j, distro), subject=subject, evidence=evidence, details=details)
 
 
 def image_env(probes: ProbeFacts) -> dict[str, str]:
     return env_mapping(probes.image_info.get("env"))
 
 
-def judge_check(probes: ProbeFacts, check_id: str, stack: StackState | None = None) -> Iterable[Result]:
+def judge_check(probes: ProbeFacts, check_id: str, stack: StackState | None = None,
+                distro: Distro | None = None) -> Iterable[Result]:
     skip = _not_probed(probes, check_id)
     if skip is not None:
         return [skip]
@@ -110,18 +113,18 @@ def judge_check(probes: ProbeFacts, check_id: str, stack: StackState | None = No
             continue
         prediction = predict(spec.request(), stack, probes.gpus, env) if stack is not None else None
         j = judge(spec, outcome, probes.gpus, prediction)
-        results.append(_result(j, spec, probes))
+        results.append(_result(j, spec, probes, distro))
         if j.revealed is not None:
-            results.append(_revealed(j, spec))
+            results.append(_revealed(j, spec, distro))
     return results
 
 
-STACK_FACTS = ("probes", "docker", "dockerd_process", "toolkit", "cdi")
+STACK_FACTS = ("probes", "docker", "dockerd_process", "toolkit", "cdi", "platform")
 
 
 @check("containers.baseline", "A container with no GPU request sees no GPU", layer=Layer.CONTAINERS,
-       needs=("probes",), after=("docker.reachable", "docker.stayed-up"))
-def baseline(probes: ProbeFacts) -> Iterable[Result]:
+       needs=("probes", "platform"), after=("docker.reachable", "docker.stayed-up"))
+def baseline(probes: ProbeFacts, platform: PlatformFacts | None = None) -> Iterable[Result]:
     """A container started without any GPU request sees no NVIDIA device.
 
     Why: GPUs leak into every container when the default runtime is nvidia and the image bakes
@@ -132,7 +135,7 @@ def baseline(probes: ProbeFacts) -> Iterable[Result]:
     Fix: do not make nvidia the default runtime unless you need it; run such containers with
     -e NVIDIA_VISIBLE_DEVICES=void, or rebuild the image without that ENV.
     """
-    results = list(judge_check(probes, "containers.baseline"))
+    results = list(judge_check(probes, "containers.baseline", distro=platform.distro if platform else None))
     out = []
     for r in results:
         if r.status.value == "fail" and r.evidence.get("verdict") == MISMATCH:
@@ -160,8 +163,11 @@ def baseline(probes: ProbeFacts) -> Iterable[Result]:
 
 
 def _form_check(check_id: str, title: str, after: tuple[str, ...], doc: str) -> Check:
-    def fn(probes: ProbeFacts, docker: Any, dockerd_process: Any, toolkit: Any, cdi: Any) -> Iterable[Result]:
-        return judge_check(probes, check_id, stack_from_facts(docker, dockerd_process, toolkit, cdi))
+    def fn(probes: ProbeFacts, docker: Any, dockerd_process: Any, toolkit: Any, cdi: Any,
+           platform: PlatformFacts | None = None) -> Iterable[Result]:
+        # A remote daemon's host is not this machine: its distro is unknown here.
+        distro = platform.distro if platform is not None and not getattr(docker, "is_remote", False) else None
+        return judge_check(probes, check_id, stack_from_facts(docker, dockerd_process, toolkit, cdi), distro)
 
     fn.__doc__ = doc
     return check(check_id, title, layer=Layer.CONTAINERS, needs=STACK_FACTS, after=after)(fn)

@@ -17,7 +17,8 @@ from ..facts.devices import DeviceFacts
 from ..facts.dockerd_process import DockerdProcess
 from ..facts.probes import ProbeFacts
 from ..facts.toolkit import ToolkitFacts
-from ..install import toolkit_install, toolkit_reinstall
+from ..facts.platform import PlatformFacts
+from ..install import Distro, toolkit_install, toolkit_reinstall
 from ..links import TOOLKIT_CDI, TOOLKIT_INSTALL, TOOLKIT_TROUBLESHOOTING
 from ..model import Fix, Layer, Result, failed, passed, skipped, warned
 from ..gpu_requests.behaviour import GPUS_ALL, LEGACY_HOOK, Prediction, predict
@@ -72,6 +73,20 @@ def gpus_all_here(docker: DockerFacts, toolkit: ToolkitFacts | None, dockerd_pro
 def gpus_take_the_hook(prediction: Prediction) -> bool:
     """`--gpus` reaches containers through nvidia-container-runtime-hook (runc + prestart hook)."""
     return LEGACY_HOOK in prediction.via or prediction.path == LEGACY_HOOK
+
+
+def remote_skip(docker: DockerFacts, what: str, **evidence: Any) -> Result | None:
+    """The skip row of a check that compares this machine's files with the daemon, when the daemon is another
+    machine's (gpudoctor/scope.py): the files here are not the ones that daemon uses."""
+    if not docker.is_remote:
+        return None
+    return skipped(f"the daemon is remote ({docker.remote_reason}): {what}", evidence={"not_judged": "remote-daemon",
+                                                                                      **evidence})
+
+
+def host_distro(docker: DockerFacts, platform: PlatformFacts | None) -> Distro | None:
+    """The distro whose package commands a fix uses: this machine's, unless the daemon is another machine's."""
+    return platform.distro if platform is not None and not docker.is_remote else None
 
 
 def runtime_binary(name: str, proc: DockerdProcess) -> str | None | bool:
@@ -182,9 +197,43 @@ def daemon_json(daemon_config: DaemonConfig, dockerd_process: DockerdProcess, do
 
 
 # -- docker.reachable ---------------------------------------------------------------------------------
+def _configured_by(docker: DockerFacts) -> str:
+    """Who named the endpoint, in words: "DOCKER_HOST", "the docker context 'x'", "the default socket"."""
+    if docker.endpoint_source == "DOCKER_HOST":
+        return "DOCKER_HOST"
+    if docker.context and docker.context != "default":
+        return f"the docker context {docker.context!r}"
+    return "the default socket"
+
+
+def _elsewhere_fix(docker: DockerFacts) -> tuple[str, Fix, str] | None:
+    """The configured socket is missing (or dead) while a daemon answers at another well-known one: a typo in
+    DOCKER_HOST, a context left on an old path, rootless vs rootful. Point the client there, do not start Docker."""
+    alt = docker.answering_alternative
+    if alt is None:
+        return None
+    state = "which does not exist" if docker.error_kind == "no-socket" else "where nothing answers"
+    what = "Podman" if alt.podman else (f"a daemon ({alt.server.split()[0]})" if alt.server else "a daemon")
+    summary = (f"{_configured_by(docker)} names {docker.endpoint}, {state}; {what} answers at {alt.endpoint} "
+               f"({alt.via})")
+    if docker.endpoint_source == "DOCKER_HOST" and alt.without_docker_host:
+        commands: tuple[str, ...] = ("unset DOCKER_HOST",)
+        how = f"Unset DOCKER_HOST: without it the client uses {alt.via}, where the daemon answers."
+    elif docker.context and docker.context != "default" and alt.endpoint == "unix:///var/run/docker.sock":
+        commands = ("docker context use default",)
+        how = "Switch back to the default context, whose socket the daemon answers on."
+    else:
+        commands = (f"export DOCKER_HOST={alt.endpoint}",)
+        how = f"Point the client at the socket where the daemon answers ({alt.via})."
+    return summary, Fix(how, (*commands, "docker version"), DOCKER_CONTEXT_DOC), "docker-host-elsewhere"
+
+
 def _unreachable_fix(docker: DockerFacts) -> tuple[str, Fix, str]:
     kind = docker.error_kind or "unknown"
     where = docker.socket_path or docker.endpoint
+    elsewhere = _elsewhere_fix(docker)
+    if elsewhere is not None:
+        return elsewhere
     if kind == "no-socket":
         if not docker.dockerd_installed:
             alt = f" (another daemon's socket exists: {', '.join(docker.other_sockets)})" if docker.other_sockets else ""
@@ -275,7 +324,7 @@ def reachable(docker: DockerFacts) -> Result:
     Fix: `sudo systemctl enable --now docker`; `sudo usermod -aG docker $USER && newgrp docker`;
     `docker context use default` / `unset DOCKER_HOST`.
     """
-    ev = {"endpoint": docker.endpoint, "source": docker.endpoint_source, "context": docker.context}
+    ev: dict[str, Any] = {"endpoint": docker.endpoint, "source": docker.endpoint_source, "context": docker.context}
     if docker.reachable and docker.answer_s is not None and docker.answer_s > SLOW_ANSWER_S:
         # A slow daemon (issue 14): every probe and `docker run` waits on it; say so here, at its layer.
         return warned(
@@ -296,8 +345,12 @@ def reachable(docker: DockerFacts) -> Result:
         )
     summary, fix, mode = _unreachable_fix(docker)
     details = [f"error: {docker.error}"] if docker.error else []
-    if docker.other_sockets:
+    details += [f"{a.endpoint} ({a.via}): {a.state}" + (f", {a.server}" if a.server else "") for a in docker.alternatives
+                if a.state != "no-socket"]
+    if docker.other_sockets and not docker.alternatives:
         details.append("other daemon sockets on this machine: " + ", ".join(docker.other_sockets))
+    if docker.alternatives:
+        ev["alternatives"] = {a.endpoint: a.state for a in docker.alternatives}
     return failed(summary, fix, details=details, evidence={**ev, "kind": docker.error_kind, "failure_mode": mode})
 
 
@@ -359,11 +412,11 @@ def engine(docker: DockerFacts) -> Result:
             evidence=_evidence("snap-docker", **ev),
         )
     if docker.is_remote:
-        return warned(
-            f"the daemon is remote ({docker.endpoint}): the toolkit, CDI and device checks describe this machine, "
-            "not the daemon's host",
-            fix=Fix("Run gpudoctor on the GPU host itself.", ("ssh <gpu-host> gpudoctor check",), DOCKER_CONTEXT_DOC),
-            evidence=ev,
+        # Judged with its containers; this machine's host layers are shown but not judged (gpudoctor/scope.py).
+        return passed(
+            f"remote Docker Engine {docker.server_version} on host {docker.name or '?'} ({docker.remote_reason}): "
+            "the verdict is about it and its containers, not this machine's host layers",
+            evidence={**ev, "remote": docker.remote_reason, "engine_host": docker.name},
         )
     return passed(f"local Docker Engine {docker.server_version} ({docker.operating_system})", evidence=ev)
 
@@ -415,10 +468,11 @@ def api_version(docker: DockerFacts) -> Result:
     "docker.runtime.nvidia",
     "The `nvidia` runtime is registered and its binary exists",
     layer=Layer.DOCKER,
-    needs=("docker", "toolkit", "dockerd_process"),
+    needs=("docker", "toolkit", "dockerd_process", "platform"),
     after=("docker.reachable", "toolkit.installed"),
 )
-def runtime_nvidia(docker: DockerFacts, toolkit: ToolkitFacts, dockerd_process: DockerdProcess) -> Result:
+def runtime_nvidia(docker: DockerFacts, toolkit: ToolkitFacts, dockerd_process: DockerdProcess,
+                   platform: PlatformFacts | None = None) -> Result:
     """The daemon lists a runtime named `nvidia` (`docker info` Runtimes) whose executable exists.
 
     Why: `--runtime=nvidia` (and compose `runtime: nvidia`) fails at create with
@@ -431,7 +485,8 @@ def runtime_nvidia(docker: DockerFacts, toolkit: ToolkitFacts, dockerd_process: 
     """
     rt = docker.runtime("nvidia")
     # Needed when plain `--gpus` is refused by the hook for the toolkit's mode: then only the runtime serves GPUs.
-    needed = gpus_all_here(docker, toolkit, dockerd_process).blame == "toolkit.mode"
+    # This machine's toolkit mode says nothing of a remote daemon's host.
+    needed = not docker.is_remote and gpus_all_here(docker, toolkit, dockerd_process).blame == "toolkit.mode"
     ev = {"runtimes": list(docker.runtime_names), "toolkit_mode": toolkit.mode}
     if rt is None:
         summary = f"no `nvidia` runtime registered (runtimes: {', '.join(docker.runtime_names) or 'none'})"
@@ -458,7 +513,7 @@ def runtime_nvidia(docker: DockerFacts, toolkit: ToolkitFacts, dockerd_process: 
             + (" on dockerd's PATH" if dockerd_process.path_env is not None else ""),
             Fix(
                 "Reinstall the toolkit (or remove the stale runtime entry), then restart Docker.",
-                (*toolkit_reinstall(None), *configure_commands(docker, dockerd_process)),
+                (*toolkit_reinstall(host_distro(docker, platform)), *configure_commands(docker, dockerd_process)),
                 TOOLKIT_DOCKER_DOC,
             ),
             evidence=_evidence("runtime-or-hook-binary-missing", path=rt.path, **ev),
@@ -471,10 +526,11 @@ def runtime_nvidia(docker: DockerFacts, toolkit: ToolkitFacts, dockerd_process: 
     "docker.default-runtime",
     "The default runtime exists and suits the toolkit's mode",
     layer=Layer.DOCKER,
-    needs=("docker", "toolkit", "dockerd_process"),
+    needs=("docker", "toolkit", "dockerd_process", "platform"),
     after=("docker.reachable",),
 )
-def default_runtime(docker: DockerFacts, toolkit: ToolkitFacts, dockerd_process: DockerdProcess) -> Result:
+def default_runtime(docker: DockerFacts, toolkit: ToolkitFacts, dockerd_process: DockerdProcess,
+                    platform: PlatformFacts | None = None) -> Result:
     """The default runtime is one the daemon has, and its binary exists.
 
     Why: with `"default-runtime": "nvidia"` and the toolkit removed, *every* container fails, GPU or not
@@ -501,7 +557,7 @@ def default_runtime(docker: DockerFacts, toolkit: ToolkitFacts, dockerd_process:
             f"default runtime `nvidia` points at {rt.path!r}, which does not exist: every container fails to start",
             Fix(
                 "Reinstall the NVIDIA Container Toolkit, or remove \"default-runtime\" from daemon.json, then restart.",
-                (*toolkit_reinstall(None), *restart_commands(docker, dockerd_process)),
+                (*toolkit_reinstall(host_distro(docker, platform)), *restart_commands(docker, dockerd_process)),
                 TOOLKIT_TROUBLESHOOTING,
             ),
             evidence=_evidence("runtime-or-hook-binary-missing", **ev),
@@ -558,10 +614,11 @@ def daemon_json_drift(docker: DockerFacts, daemon_config: DaemonConfig, dockerd_
     "docker.gpu-driver",
     "dockerd could register its `--gpus` driver (the NVIDIA hook was on its PATH when it started)",
     layer=Layer.DOCKER,
-    needs=("docker", "dockerd_process", "toolkit"),
+    needs=("docker", "dockerd_process", "toolkit", "platform"),
     after=("docker.reachable", "toolkit.installed"),
 )
-def gpu_driver(docker: DockerFacts, dockerd_process: DockerdProcess, toolkit: ToolkitFacts) -> Result:
+def gpu_driver(docker: DockerFacts, dockerd_process: DockerdProcess, toolkit: ToolkitFacts,
+               platform: PlatformFacts | None = None) -> Result:
     """`nvidia-container-runtime-hook` (29.2+: or `nvidia-cdi-hook`) is on dockerd's own PATH and was there
     before dockerd started.
 
@@ -595,7 +652,7 @@ def gpu_driver(docker: DockerFacts, dockerd_process: DockerdProcess, toolkit: To
             Fix(
                 "Install the toolkit where dockerd looks (/usr/bin), or give the service a PATH that holds the hook, "
                 "then restart Docker.",
-                (*toolkit_install(None), "sudo systemctl edit docker",
+                (*toolkit_install(host_distro(docker, platform)), "sudo systemctl edit docker",
                  *restart_commands(docker, dockerd_process)),
                 TOOLKIT_TROUBLESHOOTING,
             ),
@@ -623,10 +680,10 @@ def gpu_driver(docker: DockerFacts, dockerd_process: DockerdProcess, toolkit: To
     "docker.cgroups",
     "The cgroup setup keeps GPU device access",
     layer=Layer.DOCKER,
-    needs=("docker", "toolkit", "devices"),
+    needs=("docker", "toolkit", "devices", "platform"),
     after=("docker.reachable",),
 )
-def cgroups(docker: DockerFacts, toolkit: ToolkitFacts, devices: DeviceFacts) -> Result:
+def cgroups(docker: DockerFacts, toolkit: ToolkitFacts, devices: DeviceFacts, platform: PlatformFacts | None = None) -> Result:
     """cgroup v2 has a libnvidia-container that knows it (≥ 1.8), and the systemd cgroup driver has the
     /dev/char links that keep hook-injected devices allowed.
 
@@ -638,6 +695,10 @@ def cgroups(docker: DockerFacts, toolkit: ToolkitFacts, devices: DeviceFacts) ->
     Fix: upgrade the toolkit; `sudo nvidia-ctk system create-dev-char-symlinks --create-all`; or use CDI.
     """
     ev = {"cgroup_driver": docker.cgroup_driver, "cgroup_version": docker.cgroup_version}
+    remote = remote_skip(docker, f"cgroup driver {docker.cgroup_driver}, cgroup v{docker.cgroup_version}; its host's "
+                                 "toolkit and /dev/char links cannot be read from this machine", **ev)
+    if remote:
+        return remote
     cli = toolkit.binary("nvidia-container-cli") if toolkit.has("nvidia-container-cli") else None
     cli_v = version_tuple(cli.version) if cli else None
     if docker.cgroup_version == "2" and cli and cli_v and cli_v < (1, 8):
@@ -645,7 +706,7 @@ def cgroups(docker: DockerFacts, toolkit: ToolkitFacts, devices: DeviceFacts) ->
             f"cgroup v2 with nvidia-container-cli {cli.version} (< 1.8): hook-based GPU containers fail with "
             "'cgroup subsystem devices not found'",
             Fix("Upgrade the NVIDIA Container Toolkit (all its packages).",
-                toolkit_install(None), TOOLKIT_TROUBLESHOOTING),
+                toolkit_install(host_distro(docker, platform)), TOOLKIT_TROUBLESHOOTING),
             evidence=_evidence("cgroup-v2-unsupported-old-stack", **ev),
         )
     hook_path = gpus_take_the_hook(gpus_all_here(docker, toolkit))
@@ -687,7 +748,11 @@ def rootless(docker: DockerFacts, toolkit: ToolkitFacts) -> list[Result]:
     """
     results: list[Result] = []
     hook_path = toolkit.installed and toolkit.mode not in HOOK_REFUSING_MODES
-    if docker.rootless:
+    remote = remote_skip(docker, ("rootless daemon" if docker.rootless else "rootful daemon") + "; its host's toolkit "
+                         "config (no-cgroups) cannot be read from this machine")
+    if remote:
+        results.append(remote)
+    elif docker.rootless:
         if hook_path and not toolkit.no_cgroups:
             results.append(failed(
                 "rootless daemon but the toolkit config lacks `no-cgroups = true`: hook-based GPU containers fail "
@@ -774,8 +839,9 @@ def docker_cdi(docker: DockerFacts, cdi: CdiFacts, daemon_config: DaemonConfig) 
     dirs = [d.rstrip("/") for d in docker.cdi_spec_dirs or ()]
     # /var/run is a symlink to /run on most hosts; the daemon may report either (internals §2.1).
     norm = {d.replace("/var/run/", "/run/") for d in dirs}
-    outside = [s.path for s in cdi.nvidia_specs
-               if s.path.rsplit("/", 1)[0].replace("/var/run/", "/run/") not in norm]
+    # This machine's spec files are not a remote daemon's: only the daemon's own word is judged then.
+    outside = [] if docker.is_remote else [s.path for s in cdi.nvidia_specs
+                                           if s.path.rsplit("/", 1)[0].replace("/var/run/", "/run/") not in norm]
     if outside:
         results.append(failed(
             f"NVIDIA CDI spec outside the daemon's spec dirs ({', '.join(dirs)}): {', '.join(outside)}",

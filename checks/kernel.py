@@ -6,25 +6,27 @@ from ..checking import Check, check
 from ..facts.kernel import KernelFacts
 from ..facts.pci import PciFacts
 from ..facts.platform import PlatformFacts
+from ..install import OPEN_DRIVER, PROPRIETARY_DRIVER, Distro, driver_install, module_rebuild, where
 from ..links import DRIVER_GUIDE
 from ..model import Fix, Layer, Result, failed, passed, skipped, warned
-from .pci import BLACKLIST_FIX
+from .pci import blacklist_fix
 from .platform import not_on_wsl
 
-OPEN_MODULES_LINK = "https://github.com/NVIDIA/open-gpu-kernel-modules"
 
-KMOD_FIX = Fix(
-    "Load the NVIDIA kernel module; if modprobe fails, rebuild it for the running kernel (DKMS needs the "
-    "headers; `sudo akmods --force` on Fedora). If the log says 'Key was rejected by service', Secure "
-    "Boot blocks the unsigned module: enrol the DKMS key with mokutil.",
-    (
-        "sudo modprobe nvidia",
-        "sudo apt install linux-headers-$(uname -r) && sudo dkms autoinstall",
-        "sudo dmesg | grep -i -E 'NVRM|nvidia|Key was rejected'",
-        "mokutil --sb-state",
-    ),
-    DRIVER_GUIDE,
-)
+def kmod_fix(distro: Distro | None) -> Fix:
+    """Load nvidia.ko, else rebuild it for the running kernel with that kernel's headers (gpudoctor/install.py)."""
+    return Fix(
+        "Load the NVIDIA kernel module; if modprobe fails, rebuild it for the running kernel (DKMS needs the "
+        "headers of the running kernel). If the log says 'Key was rejected by service', Secure Boot blocks the "
+        f"unsigned module: enrol the DKMS key with mokutil {where(distro)}.",
+        (
+            "sudo modprobe nvidia",
+            *module_rebuild(distro),
+            "sudo dmesg | grep -i -E 'NVRM|nvidia|Key was rejected'",
+            "mokutil --sb-state",
+        ),
+        DRIVER_GUIDE,
+    )
 
 UVM_FIX = Fix(
     "Load nvidia-uvm and create its device nodes (CUDA needs them; nothing loads them on a headless "
@@ -78,9 +80,16 @@ def module_loaded(platform: PlatformFacts, kernel: KernelFacts) -> tuple[Result,
         if kernel.library_versions:
             vs = sorted(set(kernel.library_versions.values()))
             details.append(f"driver userspace {', '.join(vs)} is installed (libnvidia-ml.so), but its module is not loaded")
+        # No driver userspace either: nothing to load, the driver is not installed (driver installation guide).
+        fix = kmod_fix(platform.distro) if kernel.library_versions else Fix(
+            f"Install the NVIDIA driver from NVIDIA's repository and reboot {where(platform.distro)} (`nvidia-open`; "
+            f"`{PROPRIETARY_DRIVER}` for GPUs older than Turing).",
+            (*driver_install(platform.distro), "sudo reboot"),
+            DRIVER_GUIDE,
+        )
         return failed(
             "the nvidia kernel module is not loaded (no /proc/driver/nvidia/version)",
-            KMOD_FIX,
+            fix,
             details=details,
             evidence={"failure_mode": "kmod-not-loaded", "modules": dict(kernel.modules)},
         )
@@ -134,7 +143,7 @@ def nouveau(platform: PlatformFacts, kernel: KernelFacts) -> Result:
     if loaded:
         return warned(
             f"{', '.join(loaded)} loaded (bound to no NVIDIA GPU now, but it can claim one at the next boot or rebind)",
-            fix=BLACKLIST_FIX,
+            fix=blacklist_fix(platform.distro),
             evidence={"loaded": loaded, "failure_mode": "gpu-claimed-by-other-driver"},
         )
     return passed("neither nouveau nor nova_core is loaded")
@@ -172,8 +181,8 @@ def module_flavor(platform: PlatformFacts, kernel: KernelFacts, pci: PciFacts) -
     proprietary one fails with "RmInitAdapter failed!" and nvidia-smi says "No devices were found"
     (failure mode `kernel-module-flavor-wrong`).
 
-    Fix: install the matching flavour — `sudo apt install nvidia-driver-<branch>-open` for Blackwell,
-    the proprietary package (or a legacy branch) for older GPUs — and reboot.
+    Fix: install the matching flavour from NVIDIA's repository (the driver installation guide) — `nvidia-open`
+    for Blackwell, `cuda-drivers` (the proprietary modules, or a legacy branch) for older GPUs — and reboot.
     """
     skip = not_on_wsl(platform, "no Linux kernel module inside WSL2")
     if skip:
@@ -182,7 +191,7 @@ def module_flavor(platform: PlatformFacts, kernel: KernelFacts, pci: PciFacts) -
     if v is None or v.flavor is None:
         return skipped("kernel module flavour unknown (no NVRM version line)")
     gpus = [g for g in pci.gpus if g.driver in ("nvidia", None)]
-    branch = (v.version or "").split(".")[0] or "<branch>"
+    distro = platform.distro
     wrong_open = [g for g in gpus if v.flavor == "open" and generation(g.device) == "pre-turing"]
     wrong_prop = [g for g in gpus if v.flavor == "proprietary" and generation(g.device) == "blackwell+"]
     if wrong_open:
@@ -190,10 +199,10 @@ def module_flavor(platform: PlatformFacts, kernel: KernelFacts, pci: PciFacts) -
             f"open kernel module {v.version} loaded, but {', '.join(g.label for g in wrong_open)} predates Turing "
             "and needs the proprietary module",
             Fix(
-                "Install the proprietary kernel module of the same driver branch (or a legacy branch for this "
-                "GPU) and reboot.",
-                (f"sudo apt install nvidia-driver-{branch}", "sudo reboot"),
-                OPEN_MODULES_LINK,
+                "Install the proprietary kernel modules from NVIDIA's repository (or a legacy branch for this GPU) "
+                f"and reboot {where(distro)}.",
+                (*driver_install(distro, PROPRIETARY_DRIVER), "sudo reboot"),
+                DRIVER_GUIDE,
             ),
             evidence={"flavor": v.flavor, "gpus": [g.address for g in wrong_open], "failure_mode": "kernel-module-flavor-wrong"},
         )
@@ -202,9 +211,9 @@ def module_flavor(platform: PlatformFacts, kernel: KernelFacts, pci: PciFacts) -
             f"proprietary kernel module {v.version} loaded, but {', '.join(g.label for g in wrong_prop)} is "
             "Blackwell or newer and needs the open module",
             Fix(
-                "Install the open kernel module flavour of the driver and reboot.",
-                (f"sudo apt install nvidia-driver-{branch}-open", "sudo reboot"),
-                OPEN_MODULES_LINK,
+                f"Install the open kernel modules from NVIDIA's repository and reboot {where(distro)}.",
+                (*driver_install(distro, OPEN_DRIVER), "sudo reboot"),
+                DRIVER_GUIDE,
             ),
             evidence={"flavor": v.flavor, "gpus": [g.address for g in wrong_prop], "failure_mode": "kernel-module-flavor-wrong"},
         )

@@ -8,10 +8,11 @@ from ..facts.kernel import KernelFacts
 from ..facts.nvml import NvmlError, NvmlFacts, NvmlGpu
 from ..facts.pci import PciFacts
 from ..facts.platform import WSL_LIB_DIR, PlatformFacts
+from ..install import Distro, driver_hold, driver_userspace, where
 from ..links import DRIVER_GUIDE, TOOLKIT_TROUBLESHOOTING
 from ..model import Fix, Layer, Result, errored, failed, passed, skipped, warned
 from .devices import MODPROBE_LINK
-from .kernel import KMOD_FIX
+from .kernel import kmod_fix
 from .platform import WSL_GUIDE
 
 NVML_API = "https://docs.nvidia.com/deploy/nvml-api/"
@@ -29,17 +30,18 @@ GPU_LOST_FIX = Fix(
 )
 
 # failure-modes.md #8 `driver-library-version-mismatch`: one fix whichever check sees it first.
-VERSION_MISMATCH_FIX = Fix(
-    "The driver was upgraded but the old kernel module is still loaded: reboot (or, with no GPU "
-    "users, reload the modules), then hold the driver packages so unattended upgrades cannot "
-    "repeat it. Recreate existing GPU containers afterwards.",
-    (
-        "sudo reboot",
-        "sudo rmmod nvidia_uvm nvidia_drm nvidia_modeset nvidia && sudo modprobe nvidia",
-        "sudo apt-mark hold 'nvidia-*' 'libnvidia-*'",
-    ),
-    DRIVER_GUIDE,
-)
+def version_mismatch_fix(distro: Distro | None) -> Fix:
+    return Fix(
+        "The driver was upgraded but the old kernel module is still loaded: reboot (or, with no GPU "
+        "users, reload the modules), then hold the driver packages so unattended upgrades cannot "
+        f"repeat it {where(distro)}. Recreate existing GPU containers afterwards.",
+        (
+            "sudo reboot",
+            "sudo rmmod nvidia_uvm nvidia_drm nvidia_modeset nvidia && sudo modprobe nvidia",
+            driver_hold(distro),
+        ),
+        DRIVER_GUIDE,
+    )
 
 
 def _branch(kernel: KernelFacts) -> str:
@@ -78,13 +80,9 @@ def _init_failure(platform: PlatformFacts, kernel: KernelFacts, e: NvmlError) ->
         return failed(
             "NVML library libnvidia-ml.so.1 not found: the driver's userspace is not installed or not in the ld cache",
             Fix(
-                "Install the driver's userspace libraries (same version as the kernel module) and refresh the "
-                "library cache (RPM distros: nvidia-driver-NVML / nvidia-driver-cuda-libs).",
-                (
-                    f"sudo apt install nvidia-utils-{branch} libnvidia-compute-{branch}",
-                    "sudo ldconfig",
-                    "ldconfig -p | grep libnvidia-ml.so.1",
-                ),
+                "Install the driver's userspace libraries (same version as the kernel module) from NVIDIA's "
+                f"repository and refresh the library cache {where(platform.distro)}.",
+                (*driver_userspace(platform.distro, branch), "ldconfig -p | grep libnvidia-ml.so.1"),
                 DRIVER_GUIDE,
             ),
             details=details,
@@ -93,7 +91,7 @@ def _init_failure(platform: PlatformFacts, kernel: KernelFacts, e: NvmlError) ->
     if e.name == "driver-not-loaded":
         return failed(
             "NVML says the NVIDIA driver is not loaded (Driver Not Loaded)",
-            KMOD_FIX,
+            kmod_fix(platform.distro),
             details=(raw,),
             evidence={**ev, "failure_mode": "kmod-not-loaded"},
         )
@@ -101,7 +99,7 @@ def _init_failure(platform: PlatformFacts, kernel: KernelFacts, e: NvmlError) ->
         lib = _library_version(kernel)
         return failed(
             f"driver/library version mismatch: kernel module {module or 'unknown'}, NVML library {lib or 'unknown'}",
-            VERSION_MISMATCH_FIX,
+            version_mismatch_fix(platform.distro),
             details=(raw, *(f"{path}: {v}" for path, v in sorted(kernel.library_versions.items()))),
             evidence={**ev, "module_version": module, "library_version": lib, "failure_mode": "driver-library-version-mismatch"},
         )
@@ -193,7 +191,7 @@ def init(platform: PlatformFacts, kernel: KernelFacts, nvml: NvmlFacts) -> Resul
     "GPU access blocked by the operating system" (`wsl2-specific`), or no answer at all (a GPU that
     fell off the bus, `gpu-lost-xid79`).
 
-    Fix: depends on the error — install `nvidia-utils-<branch>` + `sudo ldconfig`; `sudo modprobe
+    Fix: depends on the error — install the driver's userspace from NVIDIA's repository + `sudo ldconfig`; `sudo modprobe
     nvidia`; reboot after a driver upgrade; open the device nodes; reboot a hung GPU.
     """
     if nvml.init_error is not None:
@@ -208,10 +206,10 @@ def init(platform: PlatformFacts, kernel: KernelFacts, nvml: NvmlFacts) -> Resul
     "nvml.driver-version",
     "NVML reports the driver version the kernel runs, and a CUDA driver version",
     layer=Layer.NVML,
-    needs=("kernel", "nvml"),
+    needs=("kernel", "nvml", "platform"),
     after=("nvml.init",),
 )
-def driver_version(kernel: KernelFacts, nvml: NvmlFacts) -> tuple[Result, ...] | Result:
+def driver_version(kernel: KernelFacts, nvml: NvmlFacts, platform: PlatformFacts | None = None) -> tuple[Result, ...] | Result:
     """NVML's driver version equals the loaded kernel module's, and the CUDA driver version is known.
 
     Why: the container toolkit mounts the driver libraries of NVML's version; a different loaded
@@ -219,9 +217,10 @@ def driver_version(kernel: KernelFacts, nvml: NvmlFacts) -> tuple[Result, ...] |
     `driver-library-version-mismatch`). No CUDA driver version ("CUDA Version: N/A") means the CUDA
     driver library is missing (`host-libcuda-missing`): images fail their `cuda>=` requirement.
 
-    Fix: reboot after a driver upgrade; install `libnvidia-compute-<branch>` and `sudo ldconfig`.
+    Fix: reboot after a driver upgrade; install the CUDA driver library (NVIDIA's repository) and `sudo ldconfig`.
     """
     results: list[Result] = []
+    distro = platform.distro if platform is not None else None
     module = kernel.version.version if kernel.version else None
     nv = nvml.driver_version
     ev = {"driver_version": nv, "module_version": module, "cuda_driver_version": nvml.cuda_driver_version}
@@ -231,7 +230,7 @@ def driver_version(kernel: KernelFacts, nvml: NvmlFacts) -> tuple[Result, ...] |
         results.append(
             failed(
                 f"driver/library version mismatch: kernel module {module}, NVML library {nv}",
-                VERSION_MISMATCH_FIX,
+                version_mismatch_fix(distro),
                 evidence={**ev, "failure_mode": "driver-library-version-mismatch"},
             )
         )
@@ -240,8 +239,9 @@ def driver_version(kernel: KernelFacts, nvml: NvmlFacts) -> tuple[Result, ...] |
             warned(
                 f"NVML reports no CUDA driver version (driver {nv or 'unknown'}): libcuda.so.1 may be missing",
                 fix=Fix(
-                    "Install the CUDA driver library of the same driver version and refresh the library cache.",
-                    (f"sudo apt install libnvidia-compute-{_branch(kernel)}", "sudo ldconfig"),
+                    "Install the CUDA driver library of the same driver version from NVIDIA's repository and refresh "
+                    f"the library cache {where(distro)}.",
+                    driver_userspace(distro, _branch(kernel)),
                     DRIVER_GUIDE,
                 ),
                 evidence={**ev, "failure_mode": "host-libcuda-missing"},

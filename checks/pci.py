@@ -5,6 +5,7 @@ from __future__ import annotations
 from ..checking import Check, check
 from ..facts.pci import PciFacts, PciFunction
 from ..facts.platform import PlatformFacts
+from ..install import Distro, initramfs_rebuild, where
 from ..links import DRIVER_GUIDE
 from ..model import Fix, Layer, Result, failed, passed, skipped, warned
 from .platform import not_on_wsl
@@ -15,27 +16,29 @@ VERIFY_GPU_LINK = "https://docs.nvidia.com/cuda/cuda-installation-guide-linux/#v
 OPEN_SOURCE_DRIVERS = ("nouveau", "nova_core", "nova-core", "nova_drm")
 PASSTHROUGH_DRIVERS = ("vfio-pci", "pci-stub")
 
-BLACKLIST_FIX = Fix(
-    "Blacklist the in-kernel open-source driver so nvidia.ko can claim the GPU, rebuild the initramfs "
-    "and reboot (use `sudo dracut -f` instead of update-initramfs on Fedora/RHEL).",
-    (
-        "printf 'blacklist nouveau\\noptions nouveau modeset=0\\nblacklist nova_core\\nblacklist nova_drm\\n' "
-        "| sudo tee /etc/modprobe.d/blacklist-nouveau.conf",
-        "sudo update-initramfs -u",
-        "sudo reboot",
-    ),
-    DRIVER_GUIDE,
-)
+def blacklist_fix(distro: Distro | None) -> Fix:
+    """The driver installation guide's nouveau blacklist, with the distro's initramfs rebuild (gpudoctor/install.py)."""
+    return Fix(
+        "Blacklist the in-kernel open-source driver so nvidia.ko can claim the GPU, rebuild the initramfs "
+        f"and reboot {where(distro)}.",
+        (
+            "printf 'blacklist nouveau\\noptions nouveau modeset=0\\nblacklist nova_core\\nblacklist nova_drm\\n' "
+            "| sudo tee /etc/modprobe.d/blacklist-nouveau.conf",
+            initramfs_rebuild(distro),
+            "sudo reboot",
+        ),
+        DRIVER_GUIDE,
+    )
 
 
-def vfio_fix(addresses: list[str]) -> Fix:
+def vfio_fix(addresses: list[str], distro: Distro | None = None) -> Fix:
     return Fix(
         "The GPU is reserved for VM passthrough. If this host should use it, remove the vfio-pci "
-        "`ids=` option / driverctl override and give the GPU back to nvidia (or reboot).",
+        f"`ids=` option / driverctl override and give the GPU back to nvidia (or reboot) {where(distro)}.",
         (
             "grep -rn 'vfio' /etc/modprobe.d /etc/default/grub",
             *(f"sudo driverctl unset-override {a}" for a in addresses),
-            "sudo update-initramfs -u && sudo reboot",
+            f"{initramfs_rebuild(distro)} && sudo reboot",
         ),
         DRIVER_GUIDE,
     )
@@ -104,7 +107,7 @@ def gpu_present(platform: PlatformFacts, pci: PciFacts) -> Result:
     )
 
 
-def _bound_result(g: PciFunction, any_nvidia: bool) -> Result:
+def _bound_result(g: PciFunction, any_nvidia: bool, distro: Distro | None = None) -> Result:
     subject = f"PCI {g.address}"
     ev = {"address": g.address, "pci_id": g.pci_id, "driver": g.driver}
     if g.driver == "nvidia":
@@ -112,7 +115,7 @@ def _bound_result(g: PciFunction, any_nvidia: bool) -> Result:
     if g.driver in OPEN_SOURCE_DRIVERS:
         return failed(
             f"{g.label} is bound to {g.driver}, not nvidia",
-            BLACKLIST_FIX,
+            blacklist_fix(distro),
             subject=subject,
             details=(
                 "the kernel log says: NVRM: The NVIDIA probe routine was not called for 1 device(s). "
@@ -125,8 +128,8 @@ def _bound_result(g: PciFunction, any_nvidia: bool) -> Result:
         ev = {**ev, "failure_mode": "gpu-claimed-by-other-driver"}
         if any_nvidia:
             # Another GPU is driven by nvidia: this one is most likely set aside on purpose.
-            return warned(text + "; containers cannot use it", subject=subject, fix=vfio_fix([g.address]), evidence=ev)
-        return failed(text, vfio_fix([g.address]), subject=subject, evidence=ev)
+            return warned(text + "; containers cannot use it", subject=subject, fix=vfio_fix([g.address], distro), evidence=ev)
+        return failed(text, vfio_fix([g.address], distro), subject=subject, evidence=ev)
     if g.driver is None:
         # Normal when nvidia.ko is not loaded; the kernel layer names the cause.
         return warned(
@@ -178,7 +181,7 @@ def gpu_driver_bound(platform: PlatformFacts, pci: PciFacts) -> tuple[Result, ..
     if not pci.gpus:
         return skipped("no NVIDIA GPU on the PCI bus")
     any_nvidia = any(g.driver == "nvidia" for g in pci.gpus)
-    return tuple(_bound_result(g, any_nvidia) for g in pci.gpus)
+    return tuple(_bound_result(g, any_nvidia, platform.distro) for g in pci.gpus)
 
 
 CHECKS: tuple[Check, ...] = (gpu_present, gpu_driver_bound)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from ..checking import Check, check
 from ..facts.platform import WSL_LIB_DIR, PlatformFacts
+from ..install import driver_remove
 from ..model import Fix, Layer, Result, failed, passed, skipped
 
 WSL_GUIDE = "https://docs.nvidia.com/cuda/wsl-user-guide/index.html"
@@ -77,10 +78,7 @@ def wsl(platform: PlatformFacts) -> Result:
             Fix(
                 "Remove the Linux driver packages from the distro (WSL2 must use the Windows driver's "
                 f"libraries in {WSL_LIB_DIR}), then refresh the library cache.",
-                (
-                    "sudo apt-get remove --purge '^nvidia-driver-[0-9]+' '^nvidia-utils-[0-9]+' '^libnvidia-compute-[0-9]+'",
-                    "sudo ldconfig",
-                ),
+                (driver_remove(platform.distro), "sudo ldconfig"),
                 WSL_GUIDE,
             ),
             details=platform.distro_driver_libs,

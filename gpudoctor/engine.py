@@ -17,6 +17,7 @@ from . import __version__
 from .checking import Check, as_results, check
 from .facts.host import Host
 from .facts.registry import FactOptions, FactSet, Gathering, gather
+from .scope import Scope, not_judged, scope_of, scoped_verdict
 from .model import OUTSIDE_HOST, CheckInfo, CheckOutcome, Fix, Layer, Report, Result, Status, Verdict, errored, skipped
 
 PLUGIN_GROUP = "gpudoctor.checks"
@@ -102,10 +103,13 @@ def facts_to_gather(checks: Sequence[Check]) -> list[str]:
     return list(dict.fromkeys(["host_identity", *needed_facts(checks)]))
 
 
-def run_checks(checks: Sequence[Check], facts: FactSet) -> tuple[CheckOutcome, ...]:
+def run_checks(checks: Sequence[Check], facts: FactSet, scope: Scope | None = None) -> tuple[CheckOutcome, ...]:
+    """`scope`: with a remote daemon, this machine's host layers are shown but not judged (gpudoctor/scope.py), so
+    they neither block the daemon's checks nor become its root cause."""
     outcomes: dict[str, CheckOutcome] = {}
     for chk in checks:
-        outcomes[chk.id] = _run_one(chk, facts, outcomes)
+        outcome = _run_one(chk, facts, outcomes)
+        outcomes[chk.id] = not_judged(outcome, scope) if scope is not None else outcome
     return promote_explained(tuple(outcomes.values()))
 
 
@@ -224,12 +228,16 @@ def run(
     checks = tuple(checks) if checks is not None else all_checks()
     names = facts_to_gather(checks)
     facts = gathering.collect(names) if gathering is not None else gather(host, names, options)
-    outcomes = run_checks(checks, facts)
+    scope = scope_of(facts.values)
+    outcomes = run_checks(checks, facts, scope)
     extra: dict[str, Any] = {}
     summary = facts.values.get("host_identity")
     if summary is not None:
         extra = {"hostname": getattr(summary, "hostname", None), "kernel": getattr(summary, "kernel", None)}
-    return build_report(outcomes, host, extra), facts
+    if "docker" in facts.values:
+        extra["layers_read"] = scope.where
+    report = build_report(outcomes, host, extra)
+    return replace(report, verdict=scoped_verdict(report.verdict, scope)), facts
 
 
 def not_recorded(facts: FactSet) -> list[str]:

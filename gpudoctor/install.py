@@ -1,6 +1,12 @@
 """The one home of package-manager commands: installing and upgrading NVIDIA's packages on this host's distro.
 
-Every install or upgrade fix follows NVIDIA Container Toolkit's install guide (links.TOOLKIT_INSTALL) for the
+The driver (kernel modules, their headers and DKMS rebuild, the userspace libraries, nouveau's blacklist and the
+initramfs) follows NVIDIA's driver installation guide (links.DRIVER_GUIDE): NVIDIA's CUDA repository for the
+distro (Ubuntu/Debian through the cuda-keyring package, RHEL/Rocky/Alma/Fedora/Amazon Linux through dnf's
+repository file, SUSE through zypper's), then `nvidia-open` (the open kernel modules: Turing and newer, and the only
+ones Blackwell supports) or `cuda-drivers` (the proprietary modules, for GPUs older than Turing).
+
+Every toolkit install or upgrade fix follows NVIDIA Container Toolkit's install guide (links.TOOLKIT_INSTALL) for the
 distro family, repository first (installing `nvidia-container-toolkit` from the distro's own archive fails with
 "Unable to locate package"): apt (Debian, Ubuntu), dnf/yum (RHEL, CentOS, Fedora, Rocky, Alma, Amazon Linux,
 Oracle), zypper (SLES, openSUSE). The family comes from /etc/os-release `ID` and `ID_LIKE` (os-release(5)),
@@ -11,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .links import TOOLKIT_INSTALL
+from .links import DRIVER_GUIDE, TOOLKIT_INSTALL
 
 APT, DNF, ZYPPER = "apt", "dnf", "zypper"
 _FAMILIES = {
@@ -31,6 +37,7 @@ class Distro:
     id: str | None = None
     id_like: tuple[str, ...] = ()
     name: str | None = None
+    version_id: str | None = None  # os-release VERSION_ID ("24.04", "9.4"): names NVIDIA's CUDA repository
 
     @property
     def family(self) -> str | None:
@@ -56,7 +63,8 @@ def parse_os_release(text: str | None) -> Distro:
         if sep and key and not key.startswith("#"):
             values[key] = value.strip().strip('"').strip("'")
     like = tuple(w.lower() for w in values.get("ID_LIKE", "").split())
-    return Distro((values.get("ID") or "").lower() or None, like, values.get("PRETTY_NAME") or values.get("NAME"))
+    return Distro((values.get("ID") or "").lower() or None, like, values.get("PRETTY_NAME") or values.get("NAME"),
+                  values.get("VERSION_ID") or None)
 
 
 def _repository(family: str) -> tuple[str, ...]:
@@ -121,3 +129,107 @@ def toolkit_package_query(distro: Distro | None) -> str:
 
 
 GUIDE = TOOLKIT_INSTALL
+
+# -- the driver (links.DRIVER_GUIDE) ---------------------------------------------------------------------------------
+CUDA_REPOS = "https://developer.download.nvidia.com/compute/cuda/repos"
+# The repository's architecture directory: x86_64, and sbsa for 64-bit Arm servers.
+_ARCH = "$(uname -m | sed s/aarch64/sbsa/)"
+OPEN_DRIVER, PROPRIETARY_DRIVER = "nvidia-open", "cuda-drivers"
+
+
+def cuda_repo_name(distro: Distro | None) -> str:
+    """The directory of NVIDIA's CUDA repository for this distro ("ubuntu2404", "debian12", "rhel9", "fedora41",
+    "amzn2023", "sles15", "opensuse15"), or "$distro" where os-release does not say."""
+    if distro is None or not distro.id:
+        return "$distro"
+    version = distro.version_id or ""
+    major = version.split(".")[0]
+    if distro.id == "ubuntu":
+        return f"ubuntu{version.replace('.', '')}" if version else "$distro"
+    if distro.id == "debian":
+        return f"debian{major}" if major else "$distro"
+    if distro.id == "fedora":
+        return f"fedora{major}" if major else "$distro"
+    if distro.id == "amzn":
+        return f"amzn{major}" if major else "$distro"
+    if distro.id in ("rhel", "rocky", "almalinux", "centos", "ol"):
+        return f"rhel{major}" if major else "$distro"
+    if distro.id.startswith("sles") or distro.id == "sles":
+        return f"sles{major}" if major else "$distro"
+    if distro.id.startswith("opensuse"):
+        return f"opensuse{major}" if major else "$distro"
+    return "$distro"
+
+
+def driver_repository(distro: Distro | None) -> tuple[str, ...]:
+    """NVIDIA's CUDA repository, as the driver installation guide adds it for the distro family."""
+    family, repo = _family(distro), cuda_repo_name(distro)
+    base = f"{CUDA_REPOS}/{repo}/{_ARCH}"
+    if family == DNF:
+        return (f"sudo dnf config-manager --add-repo {base}/cuda-{repo}.repo",)
+    if family == ZYPPER:
+        return (f"sudo zypper addrepo {base}/cuda-{repo}.repo", "sudo zypper --gpg-auto-import-keys refresh")
+    return (f"wget {base}/cuda-keyring_1.1-1_all.deb", "sudo dpkg -i cuda-keyring_1.1-1_all.deb", "sudo apt-get update")
+
+
+def kernel_headers(distro: Distro | None) -> str:
+    """The headers of the running kernel, which DKMS builds the modules against."""
+    family = _family(distro)
+    if family == DNF:
+        return "sudo dnf install -y kernel-devel-$(uname -r) kernel-headers-$(uname -r)"
+    if family == ZYPPER:
+        return "sudo zypper install -y kernel-default-devel=$(uname -r | sed 's/-default//')"
+    return "sudo apt-get install -y linux-headers-$(uname -r)"
+
+
+def driver_install(distro: Distro | None, flavor: str = OPEN_DRIVER) -> tuple[str, ...]:
+    """NVIDIA's repository, the running kernel's headers, then the driver: `nvidia-open` or `cuda-drivers`."""
+    family = _family(distro)
+    return (*driver_repository(distro), kernel_headers(distro), _install(family, (flavor,)))
+
+
+def module_rebuild(distro: Distro | None) -> tuple[str, ...]:
+    """Rebuild the driver's DKMS modules for the running kernel (after a kernel update without its headers)."""
+    return (kernel_headers(distro), "sudo dkms autoinstall")
+
+
+def initramfs_rebuild(distro: Distro | None) -> str:
+    """Rebuild the initramfs, so that a module blacklist holds at boot: update-initramfs on Debian/Ubuntu, dracut on
+    RHEL, Fedora and SUSE."""
+    return "sudo update-initramfs -u" if _family(distro) == APT else "sudo dracut -f"
+
+
+def driver_userspace(distro: Distro | None, branch: str) -> tuple[str, ...]:
+    """The driver's userspace (libnvidia-ml, libcuda, nvidia-smi) of the loaded module's branch, from NVIDIA's
+    repository, then the library cache."""
+    family = _family(distro)
+    if family == DNF:
+        packages: tuple[str, ...] = ("nvidia-driver-cuda", "nvidia-driver-cuda-libs")
+    elif family == ZYPPER:
+        packages = ("nvidia-compute-G06", "nvidia-compute-utils-G06")
+    else:
+        packages = (f"nvidia-utils-{branch}", f"libnvidia-compute-{branch}")
+    return (*driver_repository(distro), _install(family, packages), "sudo ldconfig")
+
+
+def driver_hold(distro: Distro | None) -> str:
+    """Keep unattended upgrades from replacing the driver under a loaded module."""
+    family = _family(distro)
+    if family == DNF:
+        return "sudo dnf versionlock add 'nvidia-*' 'kmod-nvidia*'"
+    if family == ZYPPER:
+        return "sudo zypper addlock 'nvidia-*'"
+    return "sudo apt-mark hold 'nvidia-*' 'libnvidia-*'"
+
+
+def driver_remove(distro: Distro | None) -> str:
+    """Remove Linux driver packages (inside WSL2 they shadow the Windows driver's libraries)."""
+    family = _family(distro)
+    if family == DNF:
+        return "sudo dnf remove -y 'nvidia-driver*' 'kmod-nvidia*' nvidia-open cuda-drivers"
+    if family == ZYPPER:
+        return "sudo zypper --non-interactive remove 'nvidia-compute*' 'nvidia-open-driver*' nvidia-open cuda-drivers"
+    return "sudo apt-get remove --purge '^nvidia-driver-[0-9]+' '^nvidia-utils-[0-9]+' '^libnvidia-compute-[0-9]+'"
+
+
+DRIVER_INSTALL_GUIDE = DRIVER_GUIDE

@@ -219,10 +219,14 @@ class Verdict:
     # Problems outside the host's chain (a plugin that failed to load): shown as their own rows, never the
     # root cause of the host.
     outside: tuple[str, ...] = ()
+    # What the verdict covers, in words (gpudoctor/scope.py): every layer of one machine, or, with a remote
+    # daemon, that daemon and its containers only.
+    scope: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "ready": self.ready,
+            "scope": self.scope,
             "partial": self.partial,
             "unchecked": list(self.unchecked),
             "outside": list(self.outside),

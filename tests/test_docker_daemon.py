@@ -167,13 +167,18 @@ def test_gpu_driver_depends_on_dockerd_path_at_start(dockerd_factory, monkeypatc
         d2.close()
 
 
-def test_stopped_daemon_is_no_socket(dockerd_factory, monkeypatch):
+def test_stopped_daemon_is_no_socket(dockerd_factory, monkeypatch, tmp_path):
+    from gpudoctor.facts.docker_client import ping_socket
+
     d = dockerd_factory.private({})
     d.close()
+    monkeypatch.setenv("XDG_RUNTIME_DIR", str(tmp_path))  # no rootless daemon there
     f = facts_for(d, monkeypatch, names=["docker"])
     assert f["docker"].error_kind == "no-socket" and not f["docker"].socket_exists
     r = docker_checks.reachable.fn(docker=f["docker"])
-    assert r.status is Status.FAIL and "not running" in r.summary
+    # Where a system daemon answers at the default socket, that is what DOCKER_HOST should name (issue 11 #4).
+    up = ping_socket("/var/run/docker.sock")["state"] == "answers"
+    assert r.status is Status.FAIL and ("answers at unix:///var/run/docker.sock" if up else "not running") in r.summary
 
 
 TEST_USER = "gpdtest"

@@ -327,7 +327,7 @@ def test_nvml_library_missing_on_a_loaded_driver(real):
     assert _root_cause(report) == ("nvml.init", "nvml")
     r = outcome(report, "nvml.init").results[0]
     assert r.evidence["failure_mode"] == "host-nvml-missing"
-    assert "sudo apt install nvidia-utils-580 libnvidia-compute-580" in r.fix.commands
+    assert "sudo apt-get install -y nvidia-utils-580 libnvidia-compute-580" in r.fix.commands  # NVIDIA's repository first
     assert any("kernel module 580.159.04 is loaded" in d for d in r.details)
 
 

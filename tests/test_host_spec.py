@@ -113,7 +113,7 @@ def test_open_module_on_a_pascal_gpu(tmp_path):
     assert report.verdict.root_cause == "kernel.module.flavor"
     r = outcome(report, "kernel.module.flavor").results[0]
     assert "predates Turing" in r.summary and "10de:1d01" in r.summary
-    assert "sudo apt install nvidia-driver-580" in r.fix.commands
+    assert "sudo apt-get install -y cuda-drivers" in r.fix.commands  # the proprietary modules, NVIDIA's repository
     assert outcome(report, "kernel.gpus.known").blocked_by == "kernel.module.flavor"
 
 
@@ -121,7 +121,7 @@ def test_proprietary_module_on_blackwell(tmp_path):
     gpu = GpuSpec(device_id=0x2901, name="NVIDIA B200", kernel_knows=False)
     report = run_host_checks(make_host(tmp_path, HostSpec(gpus=(gpu,), open_module=False, driver_version="570.133.20")))
     assert report.verdict.root_cause == "kernel.module.flavor"
-    assert "sudo apt install nvidia-driver-570-open" in fix_commands(report, "kernel.module.flavor")
+    assert "sudo apt-get install -y nvidia-open" in fix_commands(report, "kernel.module.flavor")
 
 
 def test_proprietary_module_on_hopper_is_fine(tmp_path):
@@ -161,7 +161,7 @@ def test_no_cuda_driver_version_warns(tmp_path):
     assert report.verdict.ready
     r = outcome(report, "nvml.driver-version").results[0]
     assert r.status.value == "warn" and r.evidence["failure_mode"] == "host-libcuda-missing"
-    assert "sudo apt install libnvidia-compute-580" in r.fix.commands
+    assert "sudo apt-get install -y nvidia-utils-580 libnvidia-compute-580" in r.fix.commands
 
 
 @pytest.mark.parametrize("name,expected", [("reset-required", "sudo nvidia-smi -r -i 0"), ("insufficient-power", "sudo poweroff")])

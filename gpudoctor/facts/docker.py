@@ -8,15 +8,25 @@ What each field means and since which engine/API it exists: docs/docker-gpu-inte
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 from dataclasses import dataclass, field
 from typing import Any, Mapping
 
-from .docker_client import Endpoint, fast_socket, open_client, remember_api_version, resolve_endpoint, to_host_call_error
-from .host import HostCallError
+from .docker_client import (
+    Endpoint,
+    fast_socket,
+    open_client,
+    ping_socket,
+    remember_api_version,
+    resolve_endpoint,
+    to_host_call_error,
+)
+from .host import HostCallError, NotRecorded
 from ..gpu_requests.stack import version_tuple  # noqa: F401  (one home; checks import it from here)
-from .registry import FactContext, fact
+from .locality import elsewhere
+from .registry import FactContext, FactMissing, fact
 
 DOCKER_TIMEOUT_S = 10.0  # one API call
 # The fact: the client's own /version (API negotiation), /version, /info — each at most DOCKER_TIMEOUT_S.
@@ -35,6 +45,16 @@ KNOWN_SOCKETS = (
     "/var/snap/docker/common/run/docker.sock",  # older snap
     "/run/podman/podman.sock",
 )
+# What each well-known socket is, in words for the report. Rootless Docker listens on
+# $XDG_RUNTIME_DIR/docker.sock (https://docs.docker.com/engine/security/rootless/#usage), rootless Podman's
+# service on $XDG_RUNTIME_DIR/podman/podman.sock (podman-system-service(1)).
+SOCKET_ROLES = {
+    "/var/run/docker.sock": "the default socket",
+    "/run/docker.sock": "the system socket",
+    "/var/snap/docker/common/run/docker.sock": "snap Docker",
+    "/run/podman/podman.sock": "rootful Podman",
+}
+ROOTLESS_DOCKER, ROOTLESS_PODMAN = "docker.sock", "podman/podman.sock"
 DOCKERD_CANDIDATES = ("/usr/bin/dockerd", "/usr/sbin/dockerd", "/usr/local/bin/dockerd", "/snap/bin/docker")
 
 
@@ -46,13 +66,30 @@ class DockerRuntime:
 
 
 @dataclass(frozen=True)
+class SocketAnswer:
+    """A daemon socket other than the configured one, and whether a daemon answers there (`GET /_ping`)."""
+
+    endpoint: str  # unix:///…
+    via: str  # what it is, in words: "the default socket", "rootless Docker", "the docker context 'x'"
+    state: str  # a docker_client.PING_STATES word
+    server: str | None = None  # the Server header of /_ping ("Docker/29.7.2 (linux)")
+    podman: bool = False
+    # Where the client goes once DOCKER_HOST is unset (the current docker context, else the default socket).
+    without_docker_host: bool = False
+
+    @property
+    def answers(self) -> bool:
+        return self.state == "answers"
+
+
+@dataclass(frozen=True)
 class DockerFacts:
     """What the Docker daemon reports (or why it could not be asked)."""
 
     endpoint: str
     endpoint_source: str  # DOCKER_HOST | DOCKER_CONTEXT | currentContext | default
     context: str | None
-    is_local: bool
+    is_local: bool  # the daemon runs on this machine (facts/locality.py: its address and its own word)
     socket_path: str | None
     reachable: bool
     error_kind: str | None = None  # a docker_client.KINDS word when not reachable
@@ -65,6 +102,8 @@ class DockerFacts:
     user_groups: tuple[int, ...] = ()
     dockerd_installed: tuple[str, ...] = ()  # dockerd binaries found on this machine
     other_sockets: tuple[str, ...] = ()  # daemon sockets that exist besides the one we used
+    # The unreachable daemon's alternatives: the well-known sockets and the current context's, pinged.
+    alternatives: tuple[SocketAnswer, ...] = ()
     server_version: str | None = None
     api_version: str | None = None
     min_api_version: str | None = None
@@ -83,11 +122,21 @@ class DockerFacts:
     warnings: tuple[str, ...] = ()
     info_error: str | None = None  # /version answered but /info did not
     answer_s: float | None = None  # how long /version took (None: not measured, old bundle)
+    kernel_version: str | None = None  # the daemon host's kernel (/info KernelVersion)
+    # Why the daemon's host is not this machine (facts/locality.py); None when it is this machine.
+    remote_reason: str | None = None
+    this_host: str | None = None  # this machine's hostname (host_identity), what the engine's Name is compared with
     extra: Mapping[str, Any] = field(default_factory=dict)
 
     # -- derived ------------------------------------------------------------------------------
     def runtime(self, name: str) -> DockerRuntime | None:
         return next((r for r in self.runtimes if r.name == name), None)
+
+    @property
+    def answering_alternative(self) -> SocketAnswer | None:
+        """The first other socket where a daemon answers: the one DOCKER_HOST's absence leads to, else the
+        well-known ones in SOCKET_ROLES order."""
+        return next((a for a in self.alternatives if a.answers), None)
 
     @property
     def runtime_names(self) -> tuple[str, ...]:
@@ -208,6 +257,7 @@ def parse_version_info(
             if isinstance(discovered, list)
             else None,
             warnings=_str_tuple(info.get("Warnings")),
+            kernel_version=str(info["KernelVersion"]) if info.get("KernelVersion") else None,
         )
     return out
 
@@ -286,7 +336,11 @@ def _group_name(ctx: FactContext, gid: int) -> str | None:
     return None
 
 
-def _unreachable_details(ctx: FactContext, ep: Endpoint) -> dict[str, Any]:
+# Errors after which another socket may be the daemon the user meant (a typo, a stale path, rootless vs rootful).
+ASK_ALTERNATIVES = ("no-socket", "connection-refused", "unknown")
+
+
+def _unreachable_details(ctx: FactContext, ep: Endpoint, kind: str | None = None) -> dict[str, Any]:
     """What helps tell the causes apart: the socket itself, who we are, what else is installed."""
     out: dict[str, Any] = {}
     if ep.socket_path:
@@ -318,7 +372,56 @@ def _unreachable_details(ctx: FactContext, ep: Endpoint) -> dict[str, Any]:
         if cand != ep.socket_path and ctx.host.exists(cand):
             others.append(cand)
     out["other_sockets"] = tuple(others)
+    if ep.socket_path and kind in ASK_ALTERNATIVES:
+        out["alternatives"] = _alternatives(ctx, ep, uid)
     return out
+
+
+def _fallback_endpoint(ctx: FactContext, ep: Endpoint) -> Endpoint | None:
+    """Where the client goes once DOCKER_HOST is unset: the current docker context, else the default socket."""
+    if ep.source != "DOCKER_HOST":
+        return None
+    try:
+        raw = ctx.host.call("docker.endpoint.fallback", [], lambda: resolve_endpoint(False).to_dict(), expect=dict)
+    except (HostCallError, NotRecorded):  # a broken context; a bundle from before this question
+        return None
+    return Endpoint(raw["host"], raw["source"], raw.get("context"), bool(raw.get("tls_verify")), raw.get("cert_path"))
+
+
+def _alternatives(ctx: FactContext, ep: Endpoint, uid: int | None) -> tuple[SocketAnswer, ...]:
+    """The sockets a daemon is usually found at, besides the configured one, each asked `GET /_ping` (read-only).
+
+    Asked where the client itself would connect (this process's paths, not under --root): the fix is an
+    `export DOCKER_HOST=…` / `unset DOCKER_HOST` for this client. Every answer goes through ctx.host.call.
+    """
+    candidates: list[tuple[str, str, bool]] = []
+    fallback = _fallback_endpoint(ctx, ep)
+    if fallback is not None and fallback.socket_path:
+        via = f"the docker context {fallback.context!r}" if fallback.context else SOCKET_ROLES.get(
+            fallback.socket_path, "the default socket")
+        candidates.append((fallback.socket_path, via, True))
+    candidates += [(path, role, False) for path, role in SOCKET_ROLES.items()]
+    try:
+        runtime_dir = ctx.host.getenv("XDG_RUNTIME_DIR")
+    except NotRecorded:  # a bundle from before this question
+        runtime_dir = None
+    runtime_dir = runtime_dir or (f"/run/user/{uid}" if uid is not None else None)
+    if runtime_dir:
+        candidates += [(f"{runtime_dir.rstrip('/')}/{ROOTLESS_DOCKER}", "rootless Docker", False),
+                       (f"{runtime_dir.rstrip('/')}/{ROOTLESS_PODMAN}", "rootless Podman", False)]
+    seen = {ep.socket_path}
+    out: list[SocketAnswer] = []
+    for path, via, unset in candidates:
+        if path in seen:
+            continue
+        seen.add(path)
+        try:
+            answer = ctx.host.call("docker.ping", [path], functools.partial(ping_socket, path), expect=dict)
+        except NotRecorded:  # a bundle from before gpudoctor asked the well-known sockets
+            return ()
+        out.append(SocketAnswer(f"unix://{path}", via, str(answer.get("state") or "error"),
+                                answer.get("server") or None, bool(answer.get("podman")), unset))
+    return tuple(out)
 
 
 @fact("docker", timeout_s=DOCKER_FACT_TIMEOUT_S)
@@ -340,10 +443,13 @@ def docker_fact(ctx: FactContext) -> DockerFacts:
         "is_local": ep.is_local,
         "socket_path": ep.socket_path,
     }
+    if not ep.is_local:
+        base["remote_reason"] = elsewhere(False, ep.host, None, None, None, None)
     try:
         version = ctx.host.call("docker.version", [ep.host], lambda: _api("version", timeout_s), expect=dict)
     except HostCallError as e:
-        return DockerFacts(reachable=False, error_kind=e.kind, error=e.message, **base, **_unreachable_details(ctx, ep))
+        return DockerFacts(reachable=False, error_kind=e.kind, error=e.message, **base,
+                           **_unreachable_details(ctx, ep, e.kind))
     if isinstance(version, dict):
         version = dict(version)  # the replayed answer itself stays as recorded
     elapsed = version.pop(ELAPSED_KEY, None) if isinstance(version, dict) else None
@@ -361,4 +467,20 @@ def docker_fact(ctx: FactContext) -> DockerFacts:
             )
         info, info_error = None, f"{e.kind}: {e.message}"
     fields = parse_version_info(base, version, info)
-    return DockerFacts(reachable=True, info_error=info_error, answer_s=answer_s, **fields)
+    found = DockerFacts(reachable=True, info_error=info_error, answer_s=answer_s, **fields)
+    return _located(ctx, found)
+
+
+def _located(ctx: FactContext, docker: DockerFacts) -> DockerFacts:
+    """The daemon's host judged against this machine's name and kernel (facts/locality.py)."""
+    from dataclasses import replace
+
+    try:
+        ident = ctx.get("host_identity")
+        this_host, this_kernel = ident.hostname, ident.kernel
+    except FactMissing:
+        this_host = this_kernel = None
+    if docker.is_desktop:  # Docker Desktop's VM is its own finding (docker.engine), not a remote host
+        return replace(docker, this_host=this_host)
+    why = elsewhere(docker.is_local, docker.endpoint, docker.name, docker.kernel_version, this_host, this_kernel)
+    return replace(docker, is_local=why is None, remote_reason=why, this_host=this_host)

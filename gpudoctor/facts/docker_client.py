@@ -70,9 +70,19 @@ class Endpoint:
 
     @property
     def is_local(self) -> bool:
+        """The address is this machine's: a socket, or tcp/ssh to localhost or a loopback address (127.0.0.0/8,
+        ::1). Whether the daemon there is this machine's is facts/locality.py's question."""
         if self.scheme in ("unix", "http+unix", "npipe"):
             return True
-        return (self.hostname or "") in ("localhost", "127.0.0.1", "::1")
+        name = self.hostname or ""
+        if name == "localhost":
+            return True
+        import ipaddress
+
+        try:
+            return ipaddress.ip_address(name).is_loopback
+        except ValueError:
+            return False
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "scheme": self.scheme, "socket_path": self.socket_path, "is_local": self.is_local}
@@ -123,10 +133,11 @@ def _checked(host: str, source: str, context: str | None) -> str:
     return host
 
 
-def resolve_endpoint() -> Endpoint:
+def resolve_endpoint(use_docker_host: bool = True) -> Endpoint:
     """DOCKER_HOST, else the CLI's current context, else the default socket. Raises HostCallError
-    ("context" for a missing or broken context, "bad-host" for an address that cannot be parsed)."""
-    env_host = os.environ.get("DOCKER_HOST")
+    ("context" for a missing or broken context, "bad-host" for an address that cannot be parsed).
+    `use_docker_host=False`: where the client goes once DOCKER_HOST is unset (the fix of a DOCKER_HOST typo)."""
+    env_host = os.environ.get("DOCKER_HOST") if use_docker_host else None
     tls_verify = os.environ.get("DOCKER_TLS_VERIFY", "") not in ("", "0")
     cert_path = os.environ.get("DOCKER_CERT_PATH") or None
     if env_host:
@@ -348,6 +359,50 @@ def to_host_call_error(exc: BaseException, endpoint: Endpoint | None = None) -> 
     explanation = getattr(exc, "explanation", None)
     message = str(explanation) if explanation else str(exc)
     return HostCallError(kind, message, data)
+
+
+# What a /_ping over a unix socket can end in (ping_socket): one word each, recorded as data.
+PING_STATES = ("answers", "no-socket", "permission-denied", "refused", "not-a-socket", "timeout", "error")
+
+
+def ping_socket(path: str, timeout_s: float = 2.0) -> dict[str, Any]:
+    """`GET /_ping` on a unix socket, read-only: {"state": a PING_STATES word, "server": the Server header,
+    "podman": whether it answers as Podman (its Libpod-Api-Version header)}. Never raises.
+
+    The Engine API's /_ping answers "OK" with the headers Api-Version and Server ("Docker/29.7.2 (linux)");
+    Podman's compat API adds Libpod-Api-Version (https://docs.docker.com/reference/api/engine/version/v1.47/#tag/System/operation/SystemPing).
+    """
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(timeout_s)
+    out: dict[str, Any] = {"state": "error", "server": None, "podman": False}
+    try:
+        s.connect(path)
+        s.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
+        data = b""
+        while len(data) < 8192:
+            chunk = s.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+        head = data.decode("latin-1").split("\r\n\r\n", 1)[0].split("\r\n")
+        status = head[0].split() if head else []
+        headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in head[1:])}
+        out["server"] = headers.get("server") or None
+        out["podman"] = "libpod-api-version" in headers
+        out["state"] = "answers" if len(status) >= 2 and status[1] == "200" else "error"
+    except FileNotFoundError:
+        out["state"] = "no-socket"
+    except PermissionError:
+        out["state"] = "permission-denied"
+    except ConnectionRefusedError:
+        out["state"] = "refused"
+    except socket.timeout:
+        out["state"] = "timeout"
+    except OSError as e:
+        out["state"] = "not-a-socket" if e.errno in (errno.ENOTSOCK, errno.ENOTDIR, errno.EPROTOTYPE) else "error"
+    finally:
+        s.close()
+    return out
 
 
 def socket_peer_pid(path: str, timeout_s: float = 2.0) -> int | None:

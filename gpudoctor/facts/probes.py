@@ -33,6 +33,7 @@ MAX_CONCURRENT_PROBES = 6
 # Left to the rest of the run after the probes: recording the unfinished ones, a ping (runner.PING_TIMEOUT_S,
 # 2 s), removing what is left (runner.CLEANUP_BUDGET_S, 8 s), judging and rendering.
 DEADLINE_MARGIN_S = 12.0
+REMOTE_FORMS_REASON = "the daemon is remote: which GPUs its host has cannot be read from this machine"
 
 
 @dataclass(frozen=True)
@@ -151,7 +152,9 @@ def probes_fact(ctx: FactContext) -> ProbeFacts:
     if ctx.deadline is not None:
         until = min(until, ctx.deadline - DEADLINE_MARGIN_S)
     run = runner.ProbeRun()
-    nodes_open = _device_nodes_open(ctx)
+    # A remote daemon's containers run on its host: this machine's device nodes and GPUs are not theirs.
+    remote = docker.is_remote
+    nodes_open = False if remote else _device_nodes_open(ctx)
 
     def prepare(image: str) -> Mapping[str, Any] | str:
         """Inspect (or pull) the image; a str is why probing cannot go on."""
@@ -182,12 +185,15 @@ def probes_fact(ctx: FactContext) -> ProbeFacts:
         if isinstance(early, Mapping) and early.get("present") and any(f.id == "baseline" for f in forms):
             pool.submit(_baseline_spec(image))
             baseline_started = True
-    try:
-        nvml = ctx.get("nvml")
-        gpus = host_gpus(nvml) if nvml.ok else ()
-        cuda = nvml.cuda_driver_version
-    except FactMissing:
-        gpus, cuda = (), None
+    gpus: tuple[HostGpu, ...] = ()
+    cuda: int | None = None
+    if not remote:
+        try:
+            nvml = ctx.get("nvml")
+            gpus = host_gpus(nvml) if nvml.ok else ()
+            cuda = nvml.cuda_driver_version
+        except FactMissing:
+            pass
     if image:
         image_info, source, why = early if early is not None else prepare(image), USER, "given with --image"
     else:
@@ -204,6 +210,9 @@ def probes_fact(ctx: FactContext) -> ProbeFacts:
     not_applicable: dict[str, str] = {}
     for form in forms:
         reason = form.applies(form_ctx)
+        if remote and form.id != "baseline":
+            # What a container should see is judged against the host's GPUs, which are the remote host's.
+            reason = f"{REMOTE_FORMS_REASON} ({docker.remote_reason})"
         if reason:
             not_applicable[form.id] = reason
         else:

@@ -93,7 +93,7 @@ def judge(spec: ProbeSpec, outcome: Mapping[str, Any], gpus: Sequence[HostGpu],
             # no spec at all is cdi.specs, not cdi.devices; a hook refusal after a CDI fallback is the spec's):
             # it names the owning layer; the classifier's fix stays where it is that layer's.
             owner = cause_for_blame(prediction.blame, prediction.why)
-            cause = replace(owner, fix=cause.fix) if cause is not UNKNOWN and cause.layer_check == owner.layer_check else owner
+            cause = replace(owner, fix=cause.fix, fix_for=cause.fix_for) if cause is not UNKNOWN and cause.layer_check == owner.layer_check else owner
         short = strip_envelope(error)
         if spec.expect_error:
             # Refused with no GPU given is the right outcome, whatever the words (issue 9: on Docker 29 an over-count

@@ -9,11 +9,12 @@ across versions (failure-modes.md §0.2). Pure: no I/O.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Callable
 
 from ..gpu_requests import texts
 from ..gpu_requests.texts import HOOK_REFUSAL
-from ..install import TOOLKIT_PACKAGES, toolkit_install, toolkit_reinstall, toolkit_upgrade
+from ..install import Distro, TOOLKIT_PACKAGES, kernel_headers, toolkit_install, toolkit_reinstall, toolkit_upgrade, where
 from ..links import TOOLKIT_CDI, TOOLKIT_INSTALL, TOOLKIT_TROUBLESHOOTING
 from ..model import Fix
 
@@ -25,6 +26,17 @@ class Cause:
     fix: Fix
     layer_check: str | None = None  # the lower-layer check that owns this cause, when there is one
     refusal: bool = False  # Docker/the toolkit refused an invalid request (expected for count > host GPUs)
+    # The fix for the host's distro (gpudoctor/install.py), where it installs packages; `fix` is it for no distro.
+    fix_for: Callable[[Distro | None], Fix] | None = field(default=None, compare=False, repr=False)
+
+    def fix_on(self, distro: Distro | None) -> Fix:
+        """The fix with the package commands of the host's distro (the platform fact's os-release)."""
+        return self.fix_for(distro) if self.fix_for is not None else self.fix
+
+
+def _installing(make: Callable[[Distro | None], Fix], cause_id: str, summary: str, layer_check: str | None) -> Cause:
+    """A cause whose fix installs packages: built for the host's distro by `Cause.fix_on`."""
+    return Cause(cause_id, summary, make(None), layer_check, fix_for=make)
 
 
 _RULES: list[tuple[re.Pattern[str], Cause]] = []
@@ -37,17 +49,16 @@ def _rule(pattern: str, cause: Cause) -> None:
 # docker-gpu-internals.md §3; seen on the real H100 host with no toolkit.
 _rule(
     r'could not select device driver "" with capabilities: \[\[gpu',
-    Cause(
+    _installing(
+        lambda d: Fix(
+            f"Install the NVIDIA Container Toolkit, register it with Docker and restart the daemon {where(d)}.",
+            # Repository first, for the host's distro (install.py).
+            (*toolkit_install(d), "sudo nvidia-ctk runtime configure --runtime=docker", "sudo systemctl restart docker"),
+            TOOLKIT_INSTALL,
+        ),
         "no-gpu-device-driver-in-dockerd",
         "dockerd has no GPU device driver: nvidia-container-runtime-hook was not on its PATH when it started "
         "(toolkit not installed, or installed after dockerd started)",
-        Fix(
-            "Install the NVIDIA Container Toolkit, register it with Docker and restart the daemon.",
-            # Repository first (install.py); the distro is not known here: toolkit.installed, which this cause
-            # names, gives the host's own commands in the verdict.
-            (*toolkit_install(None), "sudo nvidia-ctk runtime configure --runtime=docker", "sudo systemctl restart docker"),
-            TOOLKIT_INSTALL,
-        ),
         "toolkit.installed",
     ),
 )
@@ -164,40 +175,41 @@ _rule(
 )
 _rule(
     r"nvidia-container-cli(?:\.real)?: initialization error: (?:nvml error: driver not loaded|load library failed)",
-    Cause(
-        "kmod-or-nvml-missing",
-        "the toolkit could not load the driver (module not loaded or libnvidia-ml.so.1 missing)",
-        Fix(
-            "Load the driver and make sure its libraries are installed.",
-            ("sudo modprobe nvidia", "ldconfig -p | grep libnvidia-ml.so.1"),
+    _installing(
+        lambda d: Fix(
+            f"Load the driver (rebuilding it for the running kernel if modprobe fails) and make sure its libraries "
+            f"are installed {where(d)}.",
+            ("sudo modprobe nvidia", kernel_headers(d), "sudo dkms autoinstall", "ldconfig -p | grep libnvidia-ml.so.1"),
             TOOLKIT_TROUBLESHOOTING,
         ),
+        "kmod-or-nvml-missing",
+        "the toolkit could not load the driver (module not loaded or libnvidia-ml.so.1 missing)",
         "nvml.init",
     ),
 )
 _rule(
     r"cgroup subsystem devices not found",
-    Cause(
-        "cgroup-v2-unsupported-old-stack",
-        "the toolkit is too old for cgroup v2",
-        Fix(
-            "Upgrade the NVIDIA Container Toolkit (cgroup v2 needs libnvidia-container ≥ 1.8).",
-            toolkit_upgrade(None),
+    _installing(
+        lambda d: Fix(
+            f"Upgrade the NVIDIA Container Toolkit (cgroup v2 needs libnvidia-container ≥ 1.8) {where(d)}.",
+            toolkit_upgrade(d),
             TOOLKIT_TROUBLESHOOTING,
         ),
+        "cgroup-v2-unsupported-old-stack",
+        "the toolkit is too old for cgroup v2",
         "toolkit.versions",
     ),
 )
 _rule(
     r'error while looking up the specified runtime path: exec: "([^"]+)": executable file not found',
-    Cause(
-        "runtime-or-hook-binary-missing",
-        "the registered runtime's binary is missing",
-        Fix(
-            "Reinstall the toolkit so the runtime binary exists, or fix its path in /etc/docker/daemon.json.",
-            (*toolkit_reinstall(None), "sudo systemctl restart docker"),
+    _installing(
+        lambda d: Fix(
+            f"Reinstall the toolkit so the runtime binary exists, or fix its path in /etc/docker/daemon.json {where(d)}.",
+            (*toolkit_reinstall(d), "sudo systemctl restart docker"),
             TOOLKIT_INSTALL,
         ),
+        "runtime-or-hook-binary-missing",
+        "the registered runtime's binary is missing",
         "docker.runtime.nvidia",
     ),
 )
@@ -224,16 +236,17 @@ _rule(
 # stack, Docker 29.7 with neither hook); the "could not select device driver" rule above says the same for 20.10.
 _rule(
     re.escape(texts.NO_GPU_VENDOR),
-    Cause(
-        "no-gpu-device-driver-in-dockerd",
-        "dockerd has no NVIDIA GPU driver: Docker 29 found no NVIDIA hook at start and no CDI spec to guess one from",
-        Fix(
-            "Install the NVIDIA Container Toolkit, generate its CDI spec and restart dockerd so it finds the hooks.",
-            ("sudo apt-get install -y nvidia-container-toolkit",
+    _installing(
+        lambda d: Fix(
+            "Install the NVIDIA Container Toolkit, generate its CDI spec and restart dockerd so it finds the hooks "
+            f"{where(d)}.",
+            (*toolkit_install(d),
              "sudo nvidia-ctk cdi generate --output=/etc/cdi/nvidia.yaml",
              "sudo systemctl restart docker"),
             TOOLKIT_INSTALL,
         ),
+        "no-gpu-device-driver-in-dockerd",
+        "dockerd has no NVIDIA GPU driver: Docker 29 found no NVIDIA hook at start and no CDI spec to guess one from",
         "toolkit.installed",
     ),
 )
@@ -254,14 +267,14 @@ _rule(
 # The 1.18+ hook's --cuda-compat-mode under an older nvidia-container-cli (real stack: the kits' 1.20/1.17 skew).
 _rule(
     re.escape(texts.CLI_SKEW),
-    Cause(
-        "toolkit-package-version-skew",
-        "nvidia-container-cli (libnvidia-container-tools) is older than the NVIDIA hook that calls it",
-        Fix(
-            "Install matching versions of nvidia-container-toolkit and libnvidia-container-tools.",
-            toolkit_upgrade(None, TOOLKIT_PACKAGES),
+    _installing(
+        lambda d: Fix(
+            f"Install matching versions of nvidia-container-toolkit and libnvidia-container-tools {where(d)}.",
+            toolkit_upgrade(d, TOOLKIT_PACKAGES),
             TOOLKIT_INSTALL,
         ),
+        "toolkit-package-version-skew",
+        "nvidia-container-cli (libnvidia-container-tools) is older than the NVIDIA hook that calls it",
         "toolkit.versions",
     ),
 )
@@ -297,14 +310,14 @@ _rule(
 # The runtime's binary is not on dockerd's PATH (real stack: containerd's/runc's words).
 _rule(
     r'exec: "(nvidia-container-runtime[^"]*)": executable file not found',
-    Cause(
-        "runtime-or-hook-binary-missing",
-        "the registered nvidia runtime's binary is not on dockerd's PATH",
-        Fix(
-            "Reinstall the toolkit so the runtime binary exists, or fix its path in /etc/docker/daemon.json.",
-            (*toolkit_reinstall(None), "sudo systemctl restart docker"),
+    _installing(
+        lambda d: Fix(
+            f"Reinstall the toolkit so the runtime binary exists, or fix its path in /etc/docker/daemon.json {where(d)}.",
+            (*toolkit_reinstall(d), "sudo systemctl restart docker"),
             TOOLKIT_INSTALL,
         ),
+        "runtime-or-hook-binary-missing",
+        "the registered nvidia runtime's binary is not on dockerd's PATH",
         "docker.runtime.nvidia",
     ),
 )
@@ -332,8 +345,11 @@ def cause_for_blame(check_id: str, why: str) -> Cause:
     """A cause for a refusal the behaviour model explains (gpu_requests/behaviour.py): the fix of the check's own
     condition, else of the first rule owned by the same check."""
     owner = next((c for _p, c in _RULES if c.layer_check == check_id), None)
-    fix = _FIXES_BY_CHECK.get(check_id) or (owner.fix if owner else UNKNOWN.fix)
-    return Cause(owner.id if owner else "predicted", why or (owner.summary if owner else UNKNOWN.summary), fix, check_id)
+    own = _FIXES_BY_CHECK.get(check_id)
+    fix = own or (owner.fix if owner else UNKNOWN.fix)
+    fix_for = owner.fix_for if owner is not None and own is None else None
+    return Cause(owner.id if owner else "predicted", why or (owner.summary if owner else UNKNOWN.summary), fix, check_id,
+                 fix_for=fix_for)
 
 
 def classify(error: str) -> Cause:

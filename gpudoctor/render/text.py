@@ -140,6 +140,9 @@ def _layer_summary(layer: Layer, outcomes: list[CheckOutcome]) -> Any:
     blocked = sorted({o.blocked_by for o in outcomes if o.blocked_by})
     passed = statuses.count(Status.PASS)
     n = len(outcomes)
+    if outcomes and all(r.evidence.get("not_judged") for o in outcomes for r in o.results):
+        return _indented(_line(("- ", "dim"), (f"{layer.label}: ", ""), ("not judged (read on this machine, not the "
+                                                                         "daemon's host)", "dim")), 2)
     if problems:
         mark, style, what = *MARKS[Status.FAIL], f"{problems} of {n} check{'s' if n != 1 else ''} failed"
     elif blocked and len(blocked) and all(o.blocked_by or o.status is Status.SKIP for o in outcomes):
@@ -178,6 +181,11 @@ def render_text(report: Report, file: IO[str], verbose: bool = False, color: boo
                          f"replay of {host['replay']}" if host.get("replay") else None) if v
     )
     console.print(_line((title, "bold"), (f"  {where}" if where else "", "dim")))
+    read = host.get("layers_read") or {}
+    if read.get("remote"):
+        # Which layers were read where (gpudoctor/scope.py): never one machine's layers taken for the other's.
+        console.print(_indented(_text(f"host layers: {read.get('host_layers')}; Docker and probes: "
+                                      f"{read.get('docker_and_probes')}", "dim"), 2))
 
     v = report.verdict
     if v.ready:
@@ -191,7 +199,7 @@ def render_text(report: Report, file: IO[str], verbose: bool = False, color: boo
         if v.fix:
             for line in _fix_lines(v.fix, 2):
                 _print(console, line)
-        if v.partial and v.unchecked:
+        if v.partial and v.unchecked and not read.get("remote"):
             console.print(_indented(_text("not checked (--only/--skip): " + ", ".join(v.unchecked), "dim"), 2))
     for note in v.notes:
         console.print(_indented(_text(note), 2))
