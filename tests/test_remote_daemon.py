@@ -129,3 +129,21 @@ def test_replayed_remote_bundle_never_blames_this_machines_pci(tmp_path):
     assert v["partial"] is True and "tcp://gpu-node:2376" in v["scope"]
     assert v["layer"] not in HOST_LAYERS
     assert report["host"]["layers_read"]["docker_and_probes"] == "tcp://gpu-node:2376 (engine host gpu-node)"
+
+
+@pytest.mark.docker
+def test_a_daemon_naming_the_kernels_hostname_is_this_machine_under_root(gpu_node, tmp_path):
+    """Cloud images often leave /etc/hostname at a placeholder while the kernel's hostname (dockerd's /info Name) is
+    set at boot: under --root, a daemon naming the host's kernel hostname is this machine's, not a remote one."""
+    d, url = gpu_node
+    root = tmp_path / "host"
+    (root / "etc").mkdir(parents=True)
+    (root / "etc" / "hostname").write_text("localhost.localdomain\n")
+    (root / "proc" / "sys" / "kernel").mkdir(parents=True)
+    (root / "proc" / "sys" / "kernel" / "hostname").write_text("gpu-node\n")
+    proc = run_cli(["check", "--root", str(root), "--no-probes", "--format", "json"], env=_env(url))
+    report = json.loads(proc.stdout)
+    assert report["host"]["layers_read"]["remote"] is False, report["host"]["layers_read"]
+    assert report["verdict"]["scope"].startswith("the layers checked, all read on this machine"), report["verdict"]
+    (reachable,) = next(c["results"] for c in report["checks"] if c["id"] == "docker.reachable")
+    assert reachable["status"] == "pass" and not reachable["summary"].startswith("remote"), reachable

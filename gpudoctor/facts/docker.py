@@ -25,7 +25,7 @@ from .docker_client import (
 )
 from .host import HostCallError, NotRecorded
 from ..gpu_requests.stack import version_tuple  # noqa: F401  (one home; checks import it from here)
-from .locality import elsewhere
+from .locality import elsewhere, host_label
 from .registry import FactContext, FactMissing, fact
 
 DOCKER_TIMEOUT_S = 10.0  # one API call
@@ -478,6 +478,8 @@ def _located(ctx: FactContext, docker: DockerFacts) -> DockerFacts:
     try:
         ident = ctx.get("host_identity")
         this_host, this_kernel = ident.hostname, ident.kernel
+        if docker.name and any(host_label(docker.name) == host_label(alias) for alias in ident.aliases):
+            this_host = docker.name  # the engine names this machine by its other name
     except FactMissing:
         this_host = this_kernel = None
     if docker.is_desktop:  # Docker Desktop's VM is its own finding (docker.engine), not a remote host

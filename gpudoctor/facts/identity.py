@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .host import NotRecorded
 from .hostfiles import read_file
 from .registry import FactContext, fact
 
@@ -12,6 +13,10 @@ from .registry import FactContext, fact
 class HostIdentity:
     hostname: str | None
     kernel: str | None
+    # Other names this machine answers to (the kernel's, where /etc/hostname named it): cloud images often leave
+    # /etc/hostname at a placeholder while the kernel's hostname, the one dockerd reports as /info Name, is set at
+    # boot (cloud-init, DHCP). A daemon naming either is this machine's (facts/locality.py).
+    aliases: tuple[str, ...] = ()
 
 
 def _first_line(ctx: FactContext, path: str) -> str | None:
@@ -27,7 +32,14 @@ def host_identity(ctx: FactContext) -> HostIdentity:
     /etc/hostname names the host (hostname(5)); the kernel's answer is the fallback where that file is absent.
     """
     hostname = _first_line(ctx, "/etc/hostname") if ctx.host.root != "/" else None
+    kernel_name = None
+    if hostname is not None:
+        try:
+            kernel_name = _first_line(ctx, "/proc/sys/kernel/hostname")
+        except NotRecorded:  # a bundle from before gpudoctor asked both
+            kernel_name = None
     return HostIdentity(
         hostname=hostname or _first_line(ctx, "/proc/sys/kernel/hostname"),
         kernel=_first_line(ctx, "/proc/sys/kernel/osrelease"),
+        aliases=tuple(n for n in (kernel_name,) if n and n != hostname),
     )

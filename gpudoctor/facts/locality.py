@@ -17,7 +17,7 @@ not make it this machine).
 from __future__ import annotations
 
 
-def _label(name: str | None) -> str | None:
+def host_label(name: str | None) -> str | None:
     """The host name's first label, lower case: "gpu-17.example.com" and "GPU-17" are one host."""
     return (name or "").strip().split(".")[0].lower() or None
 
@@ -25,7 +25,7 @@ def _label(name: str | None) -> str | None:
 def elsewhere(address_local: bool, endpoint: str, engine_host: str | None, engine_kernel: str | None,
               this_host: str | None, this_kernel: str | None) -> str | None:
     """Why the daemon runs on another machine than the one gpudoctor reads, or None when it runs on this one."""
-    theirs, ours = _label(engine_host), _label(this_host)
+    theirs, ours = host_label(engine_host), host_label(this_host)
     if theirs is None or ours is None:  # unreachable, or an engine that gives no name: the address decides
         return None if address_local else f"{endpoint} is another machine's address"
     same_kernel = None if not (engine_kernel and this_kernel) else engine_kernel.strip() == this_kernel.strip()
