@@ -58,6 +58,23 @@ def test_partial_runs_never_say_ready():
     assert "not checked: " in text.stdout and "PCI hardware: not checked" in text.stdout and "Ready" not in text.stdout
 
 
+def test_a_partly_checked_layer_is_named_with_how_much_of_it_ran():
+    """`--only docker.reachable` checked one of the Docker daemon's checks: the headline must not list that layer
+    as "not checked" while saying nothing in it is broken."""
+    from gpudoctor.engine import all_checks, select
+    from gpudoctor.model import Layer, Verdict
+    from gpudoctor.runner import partial_verdict
+
+    every = all_checks()
+    ran = select(every, ("docker.reachable",), ())
+    docker_checks = sum(1 for c in every if c.info.layer is Layer.DOCKER)
+    v = partial_verdict(Verdict(True, "Ready"), ran, every)
+    assert v.headline.startswith(f"Partial: nothing broken in Docker daemon (1 of {docker_checks} checks); "), v.headline
+    assert "Docker daemon" not in v.unchecked and "PCI hardware" in v.unchecked
+    whole = partial_verdict(Verdict(True, "Ready"), select(every, ("docker",), ()), every)
+    assert whole.headline.startswith("Partial: nothing broken in Docker daemon; not checked: "), whole.headline
+
+
 def test_unknown_skip_and_only_ids_are_usage_errors():
     proc = run_cli(["check", "--skip", "no.such.check"])
     assert proc.returncode == 2 and "--skip no.such.check" in proc.stderr
