@@ -67,19 +67,36 @@ def _revealed(j: Judgement, spec: ProbeSpec, distro: Distro | None = None) -> Re
     return warned(
         f"{spec.title} was refused as it should be, but by a path that is broken: {cause.summary} "
         f"(requests that Docker hands to that path fail the same way)",
-        subject=spec.title, fix=cause.fix_on(distro),
+        subject=_subject(spec), fix=cause.fix_on(distro),
         evidence={"form": spec.form_id, "cause": cause.id, "explained_by": cause.layer_check, "revealed": True},
     )
+
+
+def _subject(spec: ProbeSpec) -> str:
+    """The request, and for a per-GPU form on a multi-GPU host which GPUs its one container covered (issue 12:
+    GPU 0 alone, then every GPU in one request), so that nobody reads the results as one container per GPU."""
+    return f"{spec.title} ({spec.scope})" if spec.scope else spec.title
 
 
 def _result(j: Judgement, spec: ProbeSpec, probes: ProbeFacts, distro: Distro | None = None) -> Result:
     evidence = {
         "form": spec.form_id, "request": spec.title, "cli": spec.cli, "sdk": spec.sdk, "compose": spec.compose,
         "expected": j.expected, "seen": j.seen, "verdict": j.verdict,
-        "seen_indices": list(j.seen_indices), "cause": j.cause.id if j.cause else None,
+        # What the one container asked for and saw, GPU by GPU (a combined request's missing GPU is named here).
+        "asked": list(spec.asks), "asked_indices": list(spec.expect_indices), "seen_indices": list(j.seen_indices),
+        "cause": j.cause.id if j.cause else None,
         "timings": dict(probes.outcomes.get(spec.key, {}).get("timings") or {}),
     }
-    subject = spec.title
+    if spec.scope:
+        evidence["scope"] = spec.scope
+    if spec.expect_mig:
+        evidence["asked_mig"] = list(spec.expect_mig)
+        evidence["seen_mig"] = list(j.view.mig_uuids) if j.view else []
+    if j.missing or j.extra:
+        evidence["missing_indices"], evidence["extra_indices"] = list(j.missing), list(j.extra)
+    if j.named:
+        evidence["named"] = list(j.named)
+    subject = _subject(spec)
     if j.verdict == WORKS:
         return passed(j.summary, subject=subject, evidence=evidence, details=j.details)
     if j.verdict == NOT_RUN:
@@ -109,7 +126,7 @@ def judge_check(probes: ProbeFacts, check_id: str, stack: StackState | None = No
     for spec in probes.specs_for(check_id):
         outcome = probes.outcomes.get(spec.key)
         if outcome is None:
-            results.append(errored(f"{spec.title}: no outcome recorded", subject=spec.title))
+            results.append(errored(f"{spec.title}: no outcome recorded", subject=_subject(spec)))
             continue
         prediction = predict(spec.request(), stack, probes.gpus, env) if stack is not None else None
         j = judge(spec, outcome, probes.gpus, prediction)
@@ -202,8 +219,11 @@ gpus_count = _form_check(
     Fix: use `--gpus device=1` (or `"device=0,1"` with inner quotes) to pick GPUs.""",
 )
 gpus_device = _form_check(
-    "containers.gpus-device", "`--gpus device=I|UUID` gives exactly that GPU", HOST_LAYERS,
-    """Every GPU can be requested by index and by UUID and the container sees exactly that GPU.
+    "containers.gpus-device", "`--gpus device=I|UUID` gives exactly the GPUs named", HOST_LAYERS,
+    """Every GPU can be requested by index and by UUID and the container sees exactly the GPUs named.
+
+    Probed with two containers per form whatever the GPU count (issue 12): GPU 0 alone, and every GPU in one
+    request (`--gpus '"device=0,1,…"'`); the combined container names any GPU it lacks.
 
     Why: schedulers pin workloads by UUID; a GPU that cannot be requested is lost capacity.
 
@@ -228,7 +248,8 @@ runtime_env = _form_check(
 )
 cdi = _form_check(
     "containers.cdi", "CDI `--device nvidia.com/gpu=…` gives the named GPUs", (*HOST_LAYERS, "docker.cdi"),
-    """CDI requests resolve (all, each index, each UUID) and give the named GPUs.
+    """CDI requests resolve (all; GPU 0 and then every GPU in one request, by index and by UUID) and give the
+    named GPUs.
 
     Why: CDI is the toolkit's future default; a spec generated with index names only rejects UUID
     requests with `unresolvable CDI devices`.
@@ -237,7 +258,8 @@ cdi = _form_check(
 )
 mig = _form_check(
     "containers.mig", "Each MIG device can be requested by its UUID", HOST_LAYERS,
-    """With MIG enabled, each MIG device is requested as device=MIG-<uuid> and is seen inside.
+    """With MIG enabled, MIG devices are requested as device=MIG-<uuid> and are seen inside: the first alone, and
+    every one in one request (`--gpus '"device=MIG-…,MIG-…"'`), which names any it lacks.
 
     Why: MIG devices need their own names (failure mode `mig-device-naming`).
 
@@ -279,10 +301,10 @@ def summary(probes: ProbeFacts) -> Result:
         seen = {FAILS: "error", NOT_RUN: "no answer"}.get(j.verdict) or (
             "refused" if j.seen == "refused" else (", ".join(j.view.mig_uuids) if spec.expect_mig and j.view else short(j.seen_indices))
         )
-        rows.append({"form": spec.key, "request": spec.title, "expected": expected, "seen": seen, "verdict": j.verdict})
+        rows.append({"form": spec.key, "request": _subject(spec), "expected": expected, "seen": seen, "verdict": j.verdict})
         by_form.setdefault(spec.form_id, []).append(j.verdict)
-    # A form works when every probe of it works (e.g. device=I for every GPU index); a degraded one gives the GPUs
-    # but not all a workload needs (it warns on its own line).
+    # A form works when every probe of it works (device=I for GPU 0 alone and for every GPU in one request); a
+    # degraded one gives the GPUs but not all a workload needs (it warns on its own line).
     titles = {f.id: f.title for f in FORMS}
     usable = (WORKS, DEGRADED)
     working = [titles[f] for f in working_forms(by_form)]
@@ -292,6 +314,9 @@ def summary(probes: ProbeFacts) -> Result:
     # Also: how long the matrix took, and which leftovers of killed runs were removed first.
     ev = {"table": table, "matrix_wall_s": round(probes.wall_s, 3), "swept_leftovers": list(probes.swept),
           "image": probes.image, "image_source": probes.image_source, "image_why": probes.image_why}
+    probed = _per_gpu_probed(probes)
+    if probed:
+        ev["per_gpu_probes"] = probed
     if not gpu_rows:
         return skipped("no GPU request form was probed", evidence=ev)
     if probes.daemon_error:
@@ -300,15 +325,35 @@ def summary(probes: ProbeFacts) -> Result:
         note = f"GPU request forms that work here: {', '.join(working)}"
         if broken:
             note += f"; not working: {', '.join(broken)}"
+        note += f". Use `{_cli_of(probes, working[0])}`."
+        if probed:
+            note += " " + _per_gpu_note(probed)
         return passed(
             f"works: {', '.join(working)}; use `{working[0]}`",
-            evidence={**ev, "working": working, "verdict_note": note + f". Use `{_cli_of(probes, working[0])}`."},
+            evidence={**ev, "working": working, "verdict_note": note},
         )
     return failed(
         "no GPU request form gave a container its GPUs",
         Fix("Fix the lowest failing check above first; then re-run gpudoctor.", ("gpudoctor check -v",), None),
         evidence=ev,
     )
+
+
+def _per_gpu_probed(probes: ProbeFacts) -> dict[str, list[str]]:
+    """Form title → what each of its containers covered, for the per-GPU forms that took two on this host."""
+    titles = {f.id: f.title for f in FORMS}
+    out: dict[str, list[str]] = {}
+    for spec in probes.specs:
+        if spec.scope:
+            out.setdefault(titles.get(spec.form_id, spec.form_id), []).append(spec.scope)
+    return out
+
+
+def _per_gpu_note(probed: dict[str, list[str]]) -> str:
+    """"`--gpus device=I`: GPU 0 alone, and GPUs 0–7 in one request" — said under the verdict, so that a working
+    per-GPU form is not read as every GPU having had its own container."""
+    parts = [f"{title}: {', and '.join(scopes)}" for title, scopes in probed.items()]
+    return "Per-GPU forms ran two containers each, not one per GPU (" + "; ".join(parts) + ")."
 
 
 CHECKS: tuple[Check, ...] = (

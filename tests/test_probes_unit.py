@@ -49,10 +49,12 @@ def test_count_is_not_an_index():
     (over,) = form("gpus-count-over").expand(ctx())
     assert over.device_requests[0]["Count"] == 5 and over.expect_error
     devices = form("gpus-device-index").expand(ctx())
-    assert [d.device_requests[0]["DeviceIDs"] for d in devices] == [["0"], ["1"], ["2"], ["3"]]
-    assert [d.expect_indices for d in devices] == [(0,), (1,), (2,), (3,)]
+    # GPU 0 alone, then all four in one request (issue 12; the list quoted as one CSV field).
+    assert [d.device_requests[0]["DeviceIDs"] for d in devices] == [["0"], ["0", "1", "2", "3"]]
+    assert [d.expect_indices for d in devices] == [(0,), (0, 1, 2, 3)]
+    assert devices[1].title == """--gpus '"device=0,1,2,3"'"""
     uuids = form("gpus-device-uuid").expand(ctx())
-    assert uuids[2].device_requests[0]["DeviceIDs"] == [FOUR[2].uuid]
+    assert uuids[1].device_requests[0]["DeviceIDs"] == [g.uuid for g in FOUR]
 
 
 def test_cdi_forms_need_a_cdi_daemon_and_sdk_spelling_uses_cdi_driver():

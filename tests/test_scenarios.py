@@ -158,3 +158,23 @@ def test_expected_check_ids_exist():
     for s in SCENARIOS:
         assert s.root_cause is None or s.root_cause in known, s.id
         assert set(s.checks) <= known, (s.id, set(s.checks) - known)
+
+
+@pytest.mark.docker
+def test_eight_gpus_probe_each_per_gpu_form_with_two_containers(outcomes):
+    """Issue 12: on the 8-GPU host, device=I/UUID and MIG take GPU 0 (or the first MIG device) alone and all in one
+    request, and the verdict says so, so that nobody reads the results as one container per GPU."""
+    outcome = outcomes.get("healthy-8gpu-mig")
+    if outcome is None:
+        pytest.skip("healthy-8gpu-mig was not selected")
+    if outcome.error is not None:
+        raise outcome.error
+    report = outcome.report
+    checks = {c["id"]: c for c in report["checks"]}
+    rows = checks["containers.summary"]["results"][0]["evidence"]["table"]["rows"]
+    per_form = Counter(r["form"].split(":")[0] for r in rows)
+    assert per_form["gpus-device-index"] == per_form["gpus-device-uuid"] == per_form["mig"] == 2, per_form
+    combined = [r["evidence"] for r in checks["containers.gpus-device"]["results"] if r["evidence"].get("asked_indices") == list(range(8))]
+    assert len(combined) == 2 and all(e["seen_indices"] == list(range(8)) for e in combined)
+    notes = " ".join(report["verdict"]["notes"])
+    assert "not one per GPU" in notes and "--gpus device=I: GPU 0 alone, and GPUs 0–7 in one request" in notes

@@ -64,15 +64,25 @@ def gpus_value(intent: Intent) -> str:
     return ",".join(_csv_field(f) for f in fields)
 
 
+def _request_parts(intent: Intent) -> list[str]:
+    if intent.mode == "cdi":
+        # One --device per name; the CLI sends them as one CDI DeviceRequest (docker-gpu-internals.md §2.2).
+        return [p for name in intent.devices for p in ("--device", name)]
+    if intent.mode != "env":
+        return ["--gpus", gpus_value(intent)]
+    return []
+
+
+def request_flags(intent: Intent) -> str:
+    """The device-request flags alone, quoted for the shell: `--gpus '"device=0,1"'`, `--device nvidia.com/gpu=0`."""
+    return " ".join(shlex.quote(p) for p in _request_parts(intent))
+
+
 def cli(intent: Intent) -> str:
     parts = ["docker", "run", "--rm"]
     if intent.runtime:
         parts.append(f"--runtime={intent.runtime}")
-    if intent.mode == "cdi":
-        for name in intent.devices:
-            parts += ["--device", name]
-    elif intent.mode != "env":
-        parts += ["--gpus", gpus_value(intent)]
+    parts += _request_parts(intent)
     for k, v in intent.env:
         parts += ["-e", f"{k}={v}"]
     parts.append(intent.image or "IMAGE")

@@ -26,8 +26,9 @@ def verdicts_by_form(
 
 
 def working_forms(by_form: Mapping[str, Sequence[str]]) -> list[str]:
-    """The form ids whose every probe gave the container its GPUs (e.g. device=I for every index): those that work
-    fully first, then the degraded ones (GPUs given, but not all a workload needs), each in probing order."""
+    """The form ids whose every probe gave the container its GPUs (e.g. device=I: GPU 0 alone and every GPU in one
+    request, forms.per_gpu): those that work fully first, then the degraded ones (GPUs given, but not all a workload
+    needs), each in probing order."""
     usable = (WORKS, DEGRADED)
     working = [f for f, verdicts in by_form.items()
                if f not in NOT_RECOMMENDED and verdicts and all(v in usable for v in verdicts)]

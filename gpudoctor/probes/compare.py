@@ -11,6 +11,7 @@ Verdicts:
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, replace
 from typing import Any, Mapping, Sequence
 
@@ -36,6 +37,9 @@ class Judgement:
     details: tuple[str, ...] = ()
     view: ProbeView | None = None
     revealed: Cause | None = None  # a broken path an otherwise right outcome showed (an over-count's refusal)
+    missing: tuple[int, ...] = ()  # host GPUs asked for and not seen (mismatch)
+    extra: tuple[int, ...] = ()  # host GPUs seen and not asked for (mismatch)
+    named: tuple[str, ...] = ()  # what a refusal names of the request ("GPU 7"), or the MIG devices not seen
 
     @property
     def ok(self) -> bool:
@@ -103,9 +107,12 @@ def judge(spec: ProbeSpec, outcome: Mapping[str, Any], gpus: Sequence[HostGpu],
             revealed = cause if (cause.layer_check and not right_words) else None
             return Judgement(spec.key, WORKS, expected, "refused", f"refused as it should be: {short}", cause,
                              revealed=revealed)
+        # A request naming several GPUs is refused whole: say which of them the refusal is about.
+        named = named_in(error, spec)
+        about = f" (the refusal names {', '.join(named)})" if named and len(spec.asks) > 1 else ""
         return Judgement(
-            spec.key, FAILS, expected, f"error at {outcome.get('phase')}", f"{spec.title} fails: {short}", cause,
-            details=(error[:2000],),
+            spec.key, FAILS, expected, f"error at {outcome.get('phase')}", f"{spec.title} fails: {short}{about}", cause,
+            details=(error[:2000],), named=named,
         )
 
     view = parse_probe_output(str(outcome.get("output") or ""))
@@ -132,10 +139,11 @@ def judge(spec: ProbeSpec, outcome: Mapping[str, Any], gpus: Sequence[HostGpu],
         got_mig = set(view.mig_uuids)
         if set(spec.expect_mig) <= got_mig:
             return Judgement(spec.key, WORKS, expected, ", ".join(sorted(got_mig)), f"saw {', '.join(spec.expect_mig)}", view=view)
+        lacking = [m for m in spec.expect_mig if m not in got_mig]
         return Judgement(
             spec.key, MISMATCH, expected, ", ".join(sorted(got_mig)) or seen,
-            f"{spec.title}: the container did not see MIG device {', '.join(spec.expect_mig)}",
-            details=tuple(details), view=view,
+            f"{spec.title}: the container did not see MIG device {', '.join(lacking)}",
+            details=tuple(details), view=view, named=tuple(lacking),
         )
 
     want = set(spec.expect_indices)
@@ -153,6 +161,7 @@ def judge(spec: ProbeSpec, outcome: Mapping[str, Any], gpus: Sequence[HostGpu],
         return Judgement(
             spec.key, MISMATCH, expected, seen, f"{spec.title}: expected {expected}, saw {seen} ({'; '.join(bits)})",
             seen_indices=indices, unknown_seen=unknown, details=tuple(details), view=view,
+            missing=tuple(missing), extra=tuple(extra),
         )
 
     if want:
@@ -166,6 +175,23 @@ def judge(spec: ProbeSpec, outcome: Mapping[str, Any], gpus: Sequence[HostGpu],
                      details=tuple(details), view=view)
 
 
+def named_in(error: str, spec: ProbeSpec) -> tuple[str, ...]:
+    """The GPUs (or MIG devices) of the request that a refusal names, e.g. ("GPU 7",) for
+    `unresolvable CDI devices nvidia.com/gpu=7` (CDI names, docker-gpu-internals.md §2.2) or
+    `device error: 7: unknown device` (nvidia-container-cli, failure-modes.md #52). An index counts only where
+    those messages put it (after `=` or `error: `), so a stray digit elsewhere names nothing."""
+    out: list[str] = []
+    targets: Sequence[int | str] = spec.expect_indices if not spec.expect_mig else spec.expect_mig
+    if len(spec.asks) != len(targets):  # `all`, a count: the request names no GPU by itself
+        return ()
+    for ident, target in zip(spec.asks, targets):
+        pattern = (rf"(?:=|error: ){re.escape(ident)}(?![\w.-])" if ident.isdigit()
+                   else rf"(?<![\w-]){re.escape(ident)}(?![\w-])")
+        if re.search(pattern, error, re.IGNORECASE):
+            out.append(f"GPU {target}" if isinstance(target, int) else f"MIG device {target}")
+    return tuple(out)
+
+
 def _predicted_words(prediction: Prediction, error: str) -> bool:
     """The daemon refused with the words the model predicted (their stable head)."""
     return any(e.text.split("{")[0].split("[")[0][:60] in error for e in prediction.errors)
@@ -174,8 +200,6 @@ def _predicted_words(prediction: Prediction, error: str) -> bool:
 def _names_missing_index(error: str, gpu_count: int) -> bool:
     """In cdi/jit-cdi mode an index beyond the host's GPUs is refused as an unresolvable CDI name
     (`unresolvable CDI devices nvidia.com/gpu=1` on a 1-GPU host): that is the right refusal."""
-    import re
-
     m = re.search(r"unresolvable CDI devices (.*)", error)
     if not m:
         return False

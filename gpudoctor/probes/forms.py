@@ -2,7 +2,10 @@
 
 Each form knows its CLI spelling, its Docker SDK spelling, its Compose spelling where one exists,
 which host GPUs it *should* expose, and which check judges it. `expand` turns a form into concrete
-probes for this host (one per GPU index for `device=I`, and so on).
+probes for this host. A per-GPU form (`device=I`, `device=UUID`, CDI by index or UUID, MIG) costs at
+most two containers whatever the GPU count (issue 12, `per_gpu`): the first GPU alone, and one request
+naming every GPU, which must see exactly those — its output names each GPU it saw, so a missing one
+is still named.
 
 How each form reaches the container (docs: moby daemon/nvidia_linux.go, failure-modes.md §0.1):
 * `--gpus …` / `DeviceRequest(...)`: dockerd's nvidia device driver (registered only if
@@ -16,10 +19,12 @@ How each form reaches the container (docs: moby daemon/nvidia_linux.go, failure-
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Sequence
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from ..gpu_requests.request import DeviceRequest, GpuRequest, HostGpu
-from ..gpu_requests.spelling import Intent, compose, sdk
+from ..gpu_requests.spelling import Intent, compose, request_flags, sdk
+
+T = TypeVar("T")
 
 GPU_CAPS = [["gpu"]]
 
@@ -51,6 +56,10 @@ class ProbeSpec:
     expect_mig: tuple[str, ...] = ()  # MIG UUIDs the container should see
     expect_smi: bool = True  # nvidia-smi should be injected (the `utility` capability)
     expect_uvm: bool = True  # /dev/nvidia-uvm should be there (the `compute` capability; `utility` alone has none)
+    # What the request names, in its own spelling, in the order of expect_indices (GPU forms) or expect_mig (MIG):
+    # a refusal's words are mapped back to the GPUs they name (compare.named_in).
+    asks: tuple[str, ...] = ()
+    scope: str = ""  # a per-GPU form's probe on a multi-GPU host: what it covers ("GPU 0 alone", "GPUs 0–7 in one request")
 
     def request(self) -> GpuRequest:
         """The same request in the domain model's terms, for the behaviour model (gpu_requests/behaviour.py)."""
@@ -161,21 +170,66 @@ def _count_over(ctx: FormContext) -> list[ProbeSpec]:
     return [_count(len(ctx.gpus) + 1, "gpus-count-over", ctx, expect_error=True)]
 
 
-def _device(g: HostGpu, ident: str, form_id: str, ctx: FormContext) -> ProbeSpec:
-    """`--gpus device=<ident>` for one GPU, by index or by UUID."""
+def per_gpu(items: Sequence[T], one: Callable[[Sequence[T], str], ProbeSpec], label: Callable[[T], str],
+            noun: str = "GPU") -> list[ProbeSpec]:
+    """A per-GPU form's probes (issue 12): the first item alone, exactly as it was probed before (same key, so
+    recorded bundles of 1-GPU hosts replay), and, with two or more, one request naming every item. Two containers
+    whatever the GPU count, and nothing per-GPU is lost: the combined container's output lists each GPU it saw
+    (compare.seen_gpus), so a GPU it lacks is named as missing, and a refusal names the ids it could not resolve
+    (`unresolvable CDI devices nvidia.com/gpu=7`, `device error: 7: unknown device`; compare.named_in). At two
+    GPUs the combined request is kept rather than GPU 1 alone: the same two containers, and it also proves that
+    a list of devices is taken as one request (the CSV quoting of `--gpus '"device=0,1"'`, several `--device`)."""
+    if not items:
+        return []
+    if len(items) == 1:
+        return [one(items, "")]  # a 1-GPU host: the form's only probe, said as before
+    labels = [label(i) for i in items]
+    return [one(items[:1], f"{noun} {labels[0]} alone"), one(items, f"{noun}s {_span(labels)} in one request")]
+
+
+def _span(labels: Sequence[str]) -> str:
+    """"0–7" for consecutive indices (three or more), else the labels listed: "0, 2", "3:0, 3:1"."""
+    if len(labels) >= 3 and all(x.isdigit() for x in labels):
+        numbers = [int(x) for x in labels]
+        if numbers == list(range(numbers[0], numbers[0] + len(numbers))):
+            return f"{numbers[0]}–{numbers[-1]}"
+    return ", ".join(labels)
+
+
+def _key(form_id: str, parts: Sequence[str]) -> str:
+    """One GPU keeps its pre-issue-12 key (`gpus-device-index:3`); the combined request lists what it names."""
+    return f"{form_id}:{','.join(parts)}"
+
+
+def _gpu_label(g: HostGpu) -> str:
+    return str(g.index)
+
+
+def _devices_spec(key: str, check_id: str, idents: Sequence[str], ctx: FormContext, scope: str,
+                  expect_indices: tuple[int, ...] = (), expect_mig: tuple[str, ...] = ()) -> ProbeSpec:
+    """`--gpus device=<id>`, or `--gpus '"device=<a>,<b>,…"'` for several: the inner quotes keep the list one CSV
+    field (docker/cli opts/gpus.go; spelling.gpus_value writes them); dockerd passes the ids on verbatim."""
+    intent = Intent(meaning="", mode="devices", devices=tuple(idents))
+    flags = request_flags(intent)
     return ProbeSpec(
-        f"{form_id}:{g.index}", form_id, "containers.gpus-device", f"--gpus device={ident}",
-        f"docker run --rm --gpus device={ident} {ctx.image}", *_spell(mode="devices", devices=(ident,)),
-        device_requests=(_req(device_ids=[ident]),), expect_indices=(g.index,),
+        key, key.split(":")[0], check_id, flags, f"docker run --rm {flags} {ctx.image}", sdk(intent), compose(intent),
+        device_requests=(_req(device_ids=list(idents)),), expect_indices=expect_indices, expect_mig=expect_mig,
+        asks=tuple(idents), scope=scope,
     )
 
 
+def _device_each(gpus: Sequence[HostGpu], ident: Callable[[HostGpu], str], form_id: str, ctx: FormContext) -> list[ProbeSpec]:
+    return per_gpu(gpus, lambda gs, scope: _devices_spec(
+        _key(form_id, [str(g.index) for g in gs]), "containers.gpus-device", [ident(g) for g in gs], ctx, scope,
+        expect_indices=tuple(g.index for g in gs)), _gpu_label)
+
+
 def _device_index(ctx: FormContext) -> list[ProbeSpec]:
-    return [_device(g, str(g.index), "gpus-device-index", ctx) for g in ctx.gpus]
+    return _device_each(ctx.gpus, lambda g: str(g.index), "gpus-device-index", ctx)
 
 
 def _device_uuid(ctx: FormContext) -> list[ProbeSpec]:
-    return [_device(g, g.uuid, "gpus-device-uuid", ctx) for g in ctx.gpus if g.uuid]
+    return _device_each([g for g in ctx.gpus if g.uuid], lambda g: str(g.uuid), "gpus-device-uuid", ctx)
 
 
 def _caps(caps: Sequence[str], key: str, ctx: FormContext) -> ProbeSpec:
@@ -211,42 +265,45 @@ def _runtime_env(ctx: FormContext) -> list[ProbeSpec]:
     ]
 
 
-def _cdi(name: str, key: str, title_id: str, expect: tuple[int, ...], ctx: FormContext) -> ProbeSpec:
+def _cdi(names: Sequence[str], key: str, expect: tuple[int, ...], ctx: FormContext, scope: str = "",
+         asks: tuple[str, ...] = ()) -> ProbeSpec:
+    """`--device nvidia.com/gpu=<id>`, once per name: the CLI sends the names as one CDI DeviceRequest and dockerd
+    resolves each, refusing the whole request when one is unknown (docker-gpu-internals.md §2.2)."""
+    intent = Intent(meaning="", mode="cdi", devices=tuple(names))
+    flags = request_flags(intent)
     return ProbeSpec(
-        key, key.split(":")[0], "containers.cdi", f"--device nvidia.com/gpu={title_id}",
-        f"docker run --rm --device nvidia.com/gpu={title_id} {ctx.image}", *_spell(mode="cdi", devices=(name,)),
-        device_requests=({"Driver": "cdi", "Count": 0, "DeviceIDs": [name], "Capabilities": None, "Options": {}},),
-        expect_indices=expect,
+        key, key.split(":")[0], "containers.cdi", flags, f"docker run --rm {flags} {ctx.image}", sdk(intent),
+        compose(intent),
+        device_requests=({"Driver": "cdi", "Count": 0, "DeviceIDs": list(names), "Capabilities": None, "Options": {}},),
+        expect_indices=expect, asks=asks, scope=scope,
     )
 
 
 def _cdi_all(ctx: FormContext) -> list[ProbeSpec]:
-    return [_cdi("nvidia.com/gpu=all", "cdi-all", "all", _all(ctx), ctx)]
+    return [_cdi(["nvidia.com/gpu=all"], "cdi-all", _all(ctx), ctx)]
+
+
+def _cdi_each(gpus: Sequence[HostGpu], ident: Callable[[HostGpu], str], form_id: str, ctx: FormContext) -> list[ProbeSpec]:
+    return per_gpu(gpus, lambda gs, scope: _cdi(
+        [f"nvidia.com/gpu={ident(g)}" for g in gs], _key(form_id, [str(g.index) for g in gs]),
+        tuple(g.index for g in gs), ctx, scope, tuple(ident(g) for g in gs)), _gpu_label)
 
 
 def _cdi_index(ctx: FormContext) -> list[ProbeSpec]:
-    return [_cdi(f"nvidia.com/gpu={g.index}", f"cdi-index:{g.index}", str(g.index), (g.index,), ctx) for g in ctx.gpus]
+    return _cdi_each(ctx.gpus, lambda g: str(g.index), "cdi-index", ctx)
 
 
 def _cdi_uuid(ctx: FormContext) -> list[ProbeSpec]:
-    return [
-        _cdi(f"nvidia.com/gpu={g.uuid}", f"cdi-uuid:{g.index}", str(g.uuid), (g.index,), ctx) for g in ctx.gpus if g.uuid
-    ]
+    return _cdi_each([g for g in ctx.gpus if g.uuid], lambda g: str(g.uuid), "cdi-uuid", ctx)
 
 
 def _mig(ctx: FormContext) -> list[ProbeSpec]:
-    specs = []
-    for g in ctx.gpus:
-        for mig in g.mig_uuids:
-            specs.append(
-                ProbeSpec(
-                    f"mig:{mig}", "mig", "containers.mig", f"--gpus device={mig}",
-                    f"docker run --rm --gpus device={mig} {ctx.image}",
-                    *_spell(mode="devices", devices=(mig,)),
-                    device_requests=(_req(device_ids=[mig]),), expect_mig=(mig,),
-                )
-            )
-    return specs
+    """`--gpus device=MIG-<uuid>`: the toolkit takes MIG UUIDs in NVIDIA_VISIBLE_DEVICES like GPU ids, in a list
+    too (failure-modes.md #50, #52). Labelled `<gpu>:<mig>` (the toolkit's index form) to keep the text short."""
+    migs = [(f"{g.index}:{i}", u) for g in ctx.gpus for i, u, _n in g.mig_devices if u]
+    return per_gpu(migs, lambda chosen, scope: _devices_spec(
+        _key("mig", [u for _l, u in chosen]), "containers.mig", [u for _l, u in chosen], ctx, scope,
+        expect_mig=tuple(u for _l, u in chosen)), lambda m: m[0], noun="MIG device")
 
 
 def _needs_cdi(ctx: FormContext) -> str | None:
@@ -268,15 +325,15 @@ FORMS: tuple[RequestForm, ...] = (
     RequestForm("gpus-count-1", "containers.gpus-count", "--gpus 1", "a count of one: GPU 0, not GPU 1", False, _count_1, _needs_gpus),
     RequestForm("gpus-count-host", "containers.gpus-count", "--gpus N", "a count equal to the host's GPUs", False, _count_host, _needs_gpus),
     RequestForm("gpus-count-over", "containers.gpus-count", "--gpus N+1", "more GPUs than the host has must be refused", False, _count_over, _needs_gpus),
-    RequestForm("gpus-device-index", "containers.gpus-device", "--gpus device=I", "each GPU by index", False, _device_index, _needs_gpus),
-    RequestForm("gpus-device-uuid", "containers.gpus-device", "--gpus device=UUID", "each GPU by UUID", False, _device_uuid, _needs_gpus),
+    RequestForm("gpus-device-index", "containers.gpus-device", "--gpus device=I", "GPU 0 by index, then every GPU in one request", False, _device_index, _needs_gpus),
+    RequestForm("gpus-device-uuid", "containers.gpus-device", "--gpus device=UUID", "GPU 0 by UUID, then every GPU's UUID in one request", False, _device_uuid, _needs_gpus),
     RequestForm("caps-compute-utility", "containers.capabilities", "capabilities=compute,utility", "explicit capabilities", False, _caps_compute_utility, _needs_gpus),
     RequestForm("caps-utility", "containers.capabilities", "capabilities=utility", "utility only: nvidia-smi, no CUDA", False, _caps_utility, _needs_gpus),
     RequestForm("runtime-nvidia-env", "containers.runtime-nvidia-env", "--runtime=nvidia -e NVIDIA_VISIBLE_DEVICES=all", "the nvidia-docker2 form", True, _runtime_env, _needs_gpus),
     RequestForm("cdi-all", "containers.cdi", "--device nvidia.com/gpu=all", "CDI, all GPUs", True, _cdi_all, lambda c: _needs_gpus(c) or _needs_cdi(c)),
-    RequestForm("cdi-index", "containers.cdi", "--device nvidia.com/gpu=I", "CDI, each GPU by index", False, _cdi_index, lambda c: _needs_gpus(c) or _needs_cdi(c)),
-    RequestForm("cdi-uuid", "containers.cdi", "--device nvidia.com/gpu=UUID", "CDI, each GPU by UUID", False, _cdi_uuid, lambda c: _needs_gpus(c) or _needs_cdi(c)),
-    RequestForm("mig", "containers.mig", "--gpus device=MIG-…", "each MIG device by UUID", False, _mig, _needs_mig),
+    RequestForm("cdi-index", "containers.cdi", "--device nvidia.com/gpu=I", "CDI: GPU 0 by index, then every GPU in one request", False, _cdi_index, lambda c: _needs_gpus(c) or _needs_cdi(c)),
+    RequestForm("cdi-uuid", "containers.cdi", "--device nvidia.com/gpu=UUID", "CDI: GPU 0 by UUID, then every GPU's UUID in one request", False, _cdi_uuid, lambda c: _needs_gpus(c) or _needs_cdi(c)),
+    RequestForm("mig", "containers.mig", "--gpus device=MIG-…", "one MIG device by UUID, then every MIG device in one request", False, _mig, _needs_mig),
 )
 
 FORM_IDS = tuple(f.id for f in FORMS)

@@ -105,8 +105,8 @@ def render_prometheus(report: Report) -> str:
         for result in outcome.results:
             form, form_verdict = result.evidence.get("form"), result.evidence.get("verdict")
             # A form's verdict is the probe result that carries one; a later note about the same form
-            # (a revealed cause) carries no verdict and is not a second sample. One form id is probed once
-            # per GPU (`--gpus device=0`, `device=1`…), so the request names the series with the form.
+            # (a revealed cause) carries no verdict and is not a second sample. A per-GPU form id is probed twice
+            # on a multi-GPU host (`--gpus device=0`, then `"device=0,1,…"`), so the request names the series with the form.
             if not isinstance(form, str) or not isinstance(form_verdict, str):
                 continue
             request = str(result.evidence.get("request") or result.subject or form)

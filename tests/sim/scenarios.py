@@ -146,7 +146,8 @@ SCENARIOS: tuple[Scenario, ...] = (
         checks={
             "nvml.mig": "pass",
             "containers.mig": ("pass", EIGHT_MIG.gpus[3].migs[1].uuid),
-            "containers.gpus-device": "pass",
+            # Two containers per per-GPU form (issue 12), and the report says so.
+            "containers.gpus-device": ("pass", "(GPUs 0–7 in one request): saw GPU 0"),
             "containers.gpus-count": "pass",
             "containers.capabilities": "pass",
         },
@@ -334,6 +335,19 @@ SCENARIOS: tuple[Scenario, ...] = (
         "cdi.devices",
         "nvidia-ctk cdi generate",
         checks={"containers.gpus-all": ("fail", "missing GPU 3")},
+    ),
+    Scenario(
+        "one-gpu-missing-per-gpu-forms",
+        "#27 cdi-spec-stale (a GPU added after the spec was generated)",
+        "the same host, probed by index and UUID: GPU 0 alone works, and the one request naming all four GPUs is "
+        "refused for the spec's missing GPU 3, which the finding names (issue 12: two containers per form)",
+        FOUR,
+        ToolkitSpec(mode="cdi", cdi="index+uuid", cdi_host=FOUR.without_gpu(3)),
+        DEFAULT_NVIDIA,
+        "cdi.devices",
+        "nvidia-ctk cdi generate",
+        forms=("gpus-all", "gpus-device-index", "gpus-device-uuid"),
+        checks={"containers.gpus-device": ("fail", "the refusal names GPU 3")},
     ),
     Scenario(
         "cdi-mode-count-over-refused",
