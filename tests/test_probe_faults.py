@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.sim.bed import NVIDIA_RUNTIME
+from tests.sim.bed import NVIDIA_RUNTIME, SimBed
 from tests.sim.fixtures import sim_beds  # noqa: F401  (pytest fixture)
 from tests.sim.host import SimHost
 from tests.sim.toolkit import ToolkitSpec
@@ -117,12 +117,7 @@ def test_a_frozen_daemon_ends_the_run_by_its_deadline_and_nothing_survives_the_t
     assert checks["containers.gpus-all"]["results"][0]["summary"] == "blocked by docker.stayed-up"
     assert "a background process removes them" in err
     # Thawed: the reaper removes every container of the run, including creates the daemon served late.
-    deadline = time.monotonic() + 40
-    while probe_containers(bed.docker) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    assert probe_containers(bed.docker) == []
-    end_reapers(bed.dockerd.url)
-    bed.close()
+    _reaped_then_closed(bed)
 
 
 def test_a_daemon_killed_mid_run_is_a_daemon_finding(sim_beds, gpudoctor):  # noqa: F811
@@ -258,6 +253,11 @@ def test_a_hung_runtime_is_cut_by_the_deadline_and_replays_the_same(sim_beds, gp
         _kill_processes_running(hung)
     # A container whose start is stuck in its runtime cannot be removed until the runtime lets go;
     # then the run's reaper removes it.
+    _reaped_then_closed(bed)
+
+
+def _reaped_then_closed(bed: SimBed) -> None:
+    """The run's reaper removes what the daemon would not let go of at once (within 40 s); then the bed goes."""
     deadline = time.monotonic() + 40
     while probe_containers(bed.docker) and time.monotonic() < deadline:
         time.sleep(0.5)

@@ -66,42 +66,34 @@ def kill_container_processes(ids: Sequence[str]) -> int:
     """SIGKILL the processes of these containers, found by their cgroup. For tests that kill a daemon's
     shims (PrivateDockerd.stop after a SIGKILLed dockerd): the containers' own processes outlive them.
     SIGKILL, because a container's init ignores other signals from outside its pid namespace."""
-    killed = 0
-    for name in os.listdir("/proc"):
-        if not name.isdigit():
-            continue
-        try:
-            cgroup = Path(f"/proc/{name}/cgroup").read_text()
-        except OSError:
-            continue
-        if any(cid in cgroup for cid in ids):
-            try:
-                os.kill(int(name), signal.SIGKILL)
-                killed += 1
-            except ProcessLookupError:
-                pass
-    return killed
+    return _signal_where(lambda pid: any(cid in Path(f"/proc/{pid}/cgroup").read_text() for cid in ids), signal.SIGKILL)
 
 
 def end_reapers(docker_host: str) -> int:
     """SIGTERM the probe reapers (python -m gpudoctor.probes.reap) aimed at `docker_host`: a test's bed
     goes away with its daemon, and a reaper that never saw the run clean would wait for it 10 minutes."""
-    ended = 0
+    def is_reaper(pid: str) -> bool:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        return b"gpudoctor.probes.reap" in cmdline and f"DOCKER_HOST={docker_host}".encode() in environ
+
+    return _signal_where(is_reaper, signal.SIGTERM)
+
+
+def _signal_where(match: Callable[[str], bool], sig: int) -> int:
+    """Send `sig` to every process for which `match(pid)` holds (a process gone meanwhile is skipped)."""
+    sent = 0
     for name in os.listdir("/proc"):
         if not name.isdigit():
             continue
         try:
-            cmdline = Path(f"/proc/{name}/cmdline").read_bytes().split(b"\0")
-            environ = Path(f"/proc/{name}/environ").read_bytes().split(b"\0")
-        except OSError:
+            if not match(name):
+                continue
+            os.kill(int(name), sig)
+            sent += 1
+        except (OSError, ProcessLookupError):
             continue
-        if b"gpudoctor.probes.reap" in cmdline and f"DOCKER_HOST={docker_host}".encode() in environ:
-            try:
-                os.kill(int(name), signal.SIGTERM)
-                ended += 1
-            except ProcessLookupError:
-                pass
-    return ended
+    return sent
 
 
 def console_script() -> str | None:
