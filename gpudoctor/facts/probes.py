@@ -142,7 +142,10 @@ def probes_fact(ctx: FactContext) -> ProbeFacts:
     if not docker.reachable:
         return ProbeFacts(False, "the Docker daemon is not reachable")
     if ctx.host.kind != "replay":
-        _import_sdk_meanwhile()
+        from ..probes.api import uses_sdk
+
+        if uses_sdk():
+            _import_sdk_meanwhile()
     # The CLI has already refused unknown form ids.
     forms, _unknown = select_forms(opts.get("probe_forms"), bool(opts.get("probe_all_forms")))
     pull = bool(opts.get("probe_pull"))
@@ -271,8 +274,9 @@ def probes_fact(ctx: FactContext) -> ProbeFacts:
 
 
 def _import_sdk_meanwhile() -> None:
-    """Import the Docker SDK (requests, urllib3: ~200 ms of CPU) in the background while the probes wait for NVML
-    and ask the image and leftovers without it (docker_http.py), so that it is loaded by the first create."""
+    """Where the probes' calls go through the Docker SDK (probes/api.py: not a local unix socket), import it
+    (requests, urllib3: ~200 ms of CPU) in the background while the probes ask the image and leftovers without it
+    (docker_http.py), so that it is loaded by the first create."""
     threading.Thread(target=lambda: __import__("docker"), name="probes:import-sdk", daemon=True).start()
 
 
