@@ -11,9 +11,10 @@ PARTS = ("facts", "probes", "explain", "checks", "gpu_requests")
 
 
 def _part_of(module: str) -> str | None:
-    # The probe runner, its detached reaper and the probe image's builder touch the machine, as facts do (they share
-    # the Docker client and facts.bounded): one layer with them.
-    if module.startswith(("gpudoctor.probes.runner", "gpudoctor.probes.reap", "gpudoctor.probes.image")):
+    # The probe runner, its Docker API calls, its detached reaper and the probe image's builder touch the machine, as
+    # facts do (they share the Docker client and facts.bounded): one layer with them.
+    if module.startswith(("gpudoctor.probes.runner", "gpudoctor.probes.api", "gpudoctor.probes.reap",
+                          "gpudoctor.probes.image")):
         return "facts"
     bits = module.split(".")
     return bits[1] if len(bits) > 1 and bits[0] == "gpudoctor" and bits[1] in PARTS else None

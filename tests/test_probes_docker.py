@@ -19,8 +19,10 @@ import time
 
 import pytest
 
+from gpudoctor.facts.docker_client import remember_api_version, reset_client_cache, resolve_endpoint
 from gpudoctor.facts.host import HostCallError
 from gpudoctor.probes import runner
+from gpudoctor.probes.api import SdkApi, SocketApi, probe_api
 from gpudoctor.probes.compare import FAILS, WORKS, judge
 from gpudoctor.gpu_requests.request import HostGpu
 from gpudoctor.probes.forms import FormContext, form
@@ -37,10 +39,17 @@ def daemon(dockerd_factory):
     return d
 
 
-@pytest.fixture()
-def docker_host(daemon, monkeypatch):
+@pytest.fixture(params=["socket", "sdk"])
+def docker_host(daemon, monkeypatch, request):
+    """The daemon, asked by the probes over its socket (the API version known, as after the docker fact) or
+    through the SDK (probes/api.py)."""
     monkeypatch.setenv("DOCKER_HOST", daemon.url)
+    reset_client_cache()
+    if request.param == "socket":
+        remember_api_version(resolve_endpoint().host, runner._api(10).version()["ApiVersion"])
+    assert probe_api(10).kind == request.param
     yield daemon
+    reset_client_cache()
     leftovers = daemon.containers()
     daemon.remove_containers()
     assert leftovers == [], "a probe container was left behind"
@@ -82,14 +91,12 @@ def test_unknown_runtime_fails_at_create(docker_host):
 def _inspect_at_start(monkeypatch, spec, hardening=None):
     """Run one probe, inspecting its container just before it starts."""
     seen = {}
-    api = runner._api(runner.CALL_TIMEOUT_S)
-    real_start = api.start
+    for cls in (SocketApi, SdkApi):
+        def spy_start(self, cid, _real=cls.start):
+            seen.update(runner._api(runner.CALL_TIMEOUT_S).inspect_container(cid))
+            return _real(self, cid)
 
-    def spy_start(cid, *a, **kw):
-        seen.update(api.inspect_container(cid))
-        return real_start(cid, *a, **kw)
-
-    monkeypatch.setattr(api, "start", spy_start)
+        monkeypatch.setattr(cls, "start", spy_start)
     out = runner.run_probe(spec.key, spec.form_id, "probe:busybox", spec.create_args(), timeout_s=30,
                            hardening=hardening)
     return out, seen

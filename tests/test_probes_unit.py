@@ -254,3 +254,18 @@ def test_a_users_own_command_keeps_its_user_and_a_writable_rootfs():
     assert got["read_only_rootfs"] is False and got["user"] is None
     assert got["cap_drop"] == "ALL" and got["nano_cpus"] == runner.PROBE_NANO_CPUS  # the limits still apply
     assert got["memory"] == runner.WORKLOAD_MEMORY and got["pids_limit"] == runner.WORKLOAD_PIDS
+
+
+def test_forms_started_before_nvml_make_the_same_containers_whatever_the_gpu_list():
+    """facts/probes.py starts GPU_LIST_FREE_FORMS' probes before NVML answers: their keys and create arguments must
+    not depend on the GPU list (only their expectations may)."""
+    from gpudoctor.facts.probes import GPU_LIST_FREE_FORMS
+
+    assert GPU_LIST_FREE_FORMS <= set(FORM_IDS)
+    one = (HostGpu(0, "GPU-aaaaaaaa-0000-0000-0000-000000000000", 0),)
+    many = tuple(HostGpu(i, f"GPU-bbbbbbbb-0000-0000-0000-00000000000{i}", i + 3) for i in range(4))
+    presumed = (HostGpu(0, None, 0),)
+    for form_id in GPU_LIST_FREE_FORMS:
+        made = [[(s.key, s.create_args()) for s in form(form_id).expand(FormContext(gpus, "img", True, True))]
+                for gpus in (one, many, presumed)]
+        assert made[0] == made[1] == made[2], form_id

@@ -213,6 +213,16 @@ def remember_api_version(host: str, version: Any) -> None:
             _API_VERSIONS[host] = version
 
 
+def known_api_version() -> str | None:
+    """The API version this run's endpoint answered with, once the docker fact asked (None before, or unresolvable)."""
+    try:
+        host = resolve_endpoint().host
+    except HostCallError:
+        return None
+    with _CACHE_LOCK:
+        return _API_VERSIONS.get(host)
+
+
 def reset_client_cache() -> None:
     """Forget cached clients (tests; a long-lived process that changes DOCKER_HOST)."""
     with _CACHE_LOCK:

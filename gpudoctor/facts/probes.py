@@ -1,7 +1,8 @@
 """The probe containers as a fact: which forms ran, with which image, and what each one returned.
 
 The most expensive fact: it needs the daemon (`docker`) and the host's GPUs (`nvml`), then runs
-one hardened container per request form concurrently (bounded). Every container answer goes
+one hardened container per request form concurrently (bounded). With `--image`, the forms whose containers do
+not depend on the GPU list (`GPU_LIST_FREE_FORMS`) start as soon as the daemon answers, before NVML does. Every container answer goes
 through `ctx.host.call("probe.*")` so that support bundles replay them.
 
 Bounded in time: the probes end `DEADLINE_MARGIN_S` before the run's deadline (`--timeout`); a
@@ -73,10 +74,14 @@ class _ProbePool:
         self._keys: list[str] = []
         self._results: dict[str, Mapping[str, Any]] = {}
         self._missing: dict[str, NotRecorded] = {}
+        self._current: dict[str, object] = {}  # key → its last submission
         self._lock = threading.Lock()
 
     def submit(self, spec: ProbeSpec) -> None:
+        """Run `spec`; submitted again under the same key, only the last submission's outcome counts."""
         from ..probes.runner import Abandoned
+
+        token = object()
 
         def work() -> None:
             with self._gate:
@@ -86,24 +91,38 @@ class _ProbePool:
                     return  # the deadline passed: join() already reported it unfinished
                 except NotRecorded as e:  # a replay without this answer: the run gave up on it, or it lacks it
                     with self._lock:
-                        self._missing[spec.key] = e
+                        if self._current.get(spec.key) is token:
+                            self._missing[spec.key] = e
                     return
                 with self._lock:
-                    self._results[key] = outcome
+                    if self._current.get(spec.key) is token:
+                        self._results[key] = outcome
 
         t = threading.Thread(target=work, daemon=True, name=f"probe:{spec.key}")
+        with self._lock:
+            self._current[spec.key] = token
+            self._results.pop(spec.key, None)
+            self._missing.pop(spec.key, None)
         self._threads.append(t)
         self._keys.append(spec.key)
         t.start()
 
-    def join(self, until: float) -> tuple[dict[str, Mapping[str, Any]], list[str], dict[str, NotRecorded]]:
-        """(outcomes of finished probes, keys of the unfinished, replay misses) at `until` at the latest."""
-        for t in self._threads:
-            t.join(max(0.0, until - time.monotonic()))
+    def join(
+        self, until: float, keys: "list[str] | None" = None
+    ) -> tuple[dict[str, Mapping[str, Any]], list[str], dict[str, NotRecorded]]:
+        """(outcomes of finished probes, keys of the unfinished, replay misses) at `until` at the latest, of the
+        probes `keys` (default: every one submitted; a probe started early and then dropped is not waited for)."""
+        wanted = list(dict.fromkeys(self._keys if keys is None else keys))
+        # The last thread submitted for a key is the one whose outcome counts (a key is submitted again only when
+        # its early spec did not match).
+        threads = {k: t for k, t in zip(self._keys, self._threads)}
+        for k in wanted:
+            if k in threads:
+                threads[k].join(max(0.0, until - time.monotonic()))
         with self._lock:
-            results = dict(self._results)
-            missing = dict(self._missing)
-        pending = [k for k in self._keys if k not in results and k not in missing]
+            results = {k: self._results[k] for k in wanted if k in self._results}
+            missing = {k: self._missing[k] for k in wanted if k in self._missing}
+        pending = [k for k in wanted if k not in results and k not in missing]
         return results, pending, missing
 
 
@@ -142,7 +161,10 @@ def probes_fact(ctx: FactContext) -> ProbeFacts:
     if not docker.reachable:
         return ProbeFacts(False, "the Docker daemon is not reachable")
     if ctx.host.kind != "replay":
-        _import_sdk_meanwhile()
+        from ..probes.api import uses_sdk
+
+        if uses_sdk():
+            _import_sdk_meanwhile()
     # The CLI has already refused unknown form ids.
     forms, _unknown = select_forms(opts.get("probe_forms"), bool(opts.get("probe_all_forms")))
     pull = bool(opts.get("probe_pull"))
@@ -176,15 +198,22 @@ def probes_fact(ctx: FactContext) -> ProbeFacts:
                               "error": e.message, "daemon_error": e.kind, "timings": {}}
 
     pool = _ProbePool(run_one, MAX_CONCURRENT_PROBES)
-    # With an explicit image, the baseline probe needs nothing from NVML: start it while NVML answers.
+    # With an explicit image, the probes whose containers do not depend on the GPU list (GPU_LIST_FREE_FORMS) start
+    # while NVML answers, where the device nodes say there are GPUs; NVML's list then gives their expectations, or
+    # drops them (their outcomes are not reported, their containers removed) where it lists none. The per-GPU forms
+    # wait for it.
     image = opts.get("probe_image")
-    early: Mapping[str, Any] | str | None = None
-    baseline_started = False
+    early_info: Mapping[str, Any] | str | None = None
+    early: dict[str, ProbeSpec] = {}
+    swept: tuple[str, ...] | None = None
     if image:
-        early = prepare(image)
-        if isinstance(early, Mapping) and early.get("present") and any(f.id == "baseline" for f in forms):
-            pool.submit(_baseline_spec(image))
-            baseline_started = True
+        early_info = prepare(image)
+        if isinstance(early_info, Mapping) and early_info.get("present"):
+            swept = _sweep(ctx, runner)
+            # A remote daemon's host is not this one: no GPU is presumed, only the baseline starts early.
+            for spec in _early_specs(forms, image, docker, () if remote else _presumed_gpus(ctx)):
+                early[spec.key] = spec
+                pool.submit(spec)
     gpus: tuple[HostGpu, ...] = ()
     cuda: int | None = None
     if not remote:
@@ -195,7 +224,7 @@ def probes_fact(ctx: FactContext) -> ProbeFacts:
         except FactMissing:
             pass
     if image:
-        image_info, source, why = early if early is not None else prepare(image), USER, "given with --image"
+        image_info, source, why = early_info if early_info is not None else prepare(image), USER, "given with --image"
     else:
         choice = choose_default_image(ctx, cuda, pull, prepare)
         image, image_info, source, why = choice.image, choice.info, choice.source, choice.why
@@ -229,16 +258,15 @@ def probes_fact(ctx: FactContext) -> ProbeFacts:
         lack = image_info.get("error") or "not present locally and --pull was not given"
         what = f"probe image {image}" if image else "gpudoctor's probe image"
         return ProbeFacts(False, f"{what} is not available: {lack}", image_info=image_info, **common)
-    try:
-        swept = tuple(ctx.host.call("probe.sweep", [], runner.sweep).get("removed", []))
-    except HostCallError:
-        swept = ()
+    if swept is None:
+        swept = _sweep(ctx, runner)
 
     for spec in specs:
-        if not (baseline_started and spec.form_id == "baseline"):
+        started_early = early.get(spec.key)
+        if started_early is None or started_early.create_args() != spec.create_args():
             pool.submit(spec)
     ctx.mark_under_way("probes")  # the containers are on their way: the run may load its checks meanwhile
-    outcomes, pending, missing = pool.join(until)
+    outcomes, pending, missing = pool.join(until, [spec.key for spec in specs])
     limit = f"{deadline_s:g}s, --timeout" if deadline_s else f"{PROBES_FACT_TIMEOUT_S - DEADLINE_MARGIN_S:g}s"
     if pending:
         run.abandon(pending, "the run's deadline passed")
@@ -271,8 +299,9 @@ def probes_fact(ctx: FactContext) -> ProbeFacts:
 
 
 def _import_sdk_meanwhile() -> None:
-    """Import the Docker SDK (requests, urllib3: ~200 ms of CPU) in the background while the probes wait for NVML
-    and ask the image and leftovers without it (docker_http.py), so that it is loaded by the first create."""
+    """Where the probes' calls go through the Docker SDK (probes/api.py: not a local unix socket), import it
+    (requests, urllib3: ~200 ms of CPU) in the background while the probes ask the image and leftovers without it
+    (docker_http.py), so that it is loaded by the first create."""
     threading.Thread(target=lambda: __import__("docker"), name="probes:import-sdk", daemon=True).start()
 
 
@@ -316,7 +345,33 @@ def _device_nodes_open(ctx: FactContext) -> bool:
     return all(n.world_rw for n in nodes) and all(n.mode is not None and n.mode & 0o004 for n in caps)
 
 
-def _baseline_spec(image: str) -> ProbeSpec:
-    from ..probes.forms import form
+def _sweep(ctx: FactContext, runner: Any) -> tuple[str, ...]:
+    try:
+        return tuple(ctx.host.call("probe.sweep", [], runner.sweep).get("removed", []))
+    except HostCallError:
+        return ()
 
-    return form("baseline").expand(FormContext((), image, False, False))[0]
+
+# Forms whose probe containers (key and create arguments) do not depend on the host's GPU list, only their
+# expectations do: they can start before NVML answers (tests/test_probes_unit.py holds them to it).
+GPU_LIST_FREE_FORMS = frozenset({
+    "baseline", "gpus-all", "sdk-runtime-nvidia", "runtime-nvidia-env", "cdi-all", "caps-compute-utility",
+    "caps-utility",
+})
+
+
+def _presumed_gpus(ctx: FactContext) -> tuple[HostGpu, ...]:
+    """GPUs as the device nodes suggest them (/dev/nvidia<N>), before NVML lists them: enough to tell whether the
+    GPU forms are worth starting early, never what a probe is judged against."""
+    try:
+        devices = ctx.get("devices")
+    except FactMissing:
+        return ()
+    minors = sorted(n.minor for p, n in devices.nodes.items()
+                    if p[len("/dev/nvidia"):].isdigit() and n.exists and n.is_char and n.minor is not None)
+    return tuple(HostGpu(i, None, m) for i, m in enumerate(minors))
+
+
+def _early_specs(forms: Any, image: str, docker: Any, presumed: tuple[HostGpu, ...]) -> list[ProbeSpec]:
+    ctx = FormContext(presumed, image, bool(docker.cdi_enabled), docker.runtime("nvidia") is not None)
+    return [spec for f in forms if f.id in GPU_LIST_FREE_FORMS and f.applies(ctx) is None for spec in f.expand(ctx)]

@@ -1,4 +1,5 @@
-"""Launches probe containers. With gpudoctor/facts/, the only code that touches the machine.
+"""Launches probe containers. With gpudoctor/facts/ and the probes' Docker API calls (probes/api.py), the only
+code that touches the machine.
 
 Every probe is hardened (`HARDENING`: no network, all capabilities dropped, no-new-privileges,
 memory, pids and CPU limits, a capped log, never privileged; a read-only root filesystem and a
@@ -32,7 +33,8 @@ import uuid
 from importlib import resources
 from typing import Any, Mapping
 
-from ..facts.docker_client import classify, open_client, to_host_call_error
+from ..facts.docker_client import open_client, to_host_call_error
+from ..facts.host import HostCallError
 
 LABEL = "io.gpudoctor.probe"
 OWNER_LABEL = "io.gpudoctor.owner"
@@ -91,6 +93,13 @@ def _owner() -> str:
 
 def _api(timeout_s: float) -> Any:
     return open_client(timeout_s).api
+
+
+def _cleanup_api() -> Any:
+    """The client a run's cleanup uses (probes/api.py), with the short cleanup timeout."""
+    from .api import probe_api
+
+    return probe_api(CLEANUP_CALL_TIMEOUT_S)
 
 
 # -- hardening ----------------------------------------------------------------------------------
@@ -243,7 +252,7 @@ class ProbeRun:
         later costs a /version round trip, which a frozen daemon never answers)."""
         if self._cleanup_api is None:
             try:
-                self._cleanup_api = _api(CLEANUP_CALL_TIMEOUT_S)
+                self._cleanup_api = _cleanup_api()
             except Exception:
                 pass
 
@@ -263,7 +272,7 @@ class ProbeRun:
         api = self._cleanup_api
         if attempted and api is None:
             try:
-                api = _api(CLEANUP_CALL_TIMEOUT_S)
+                api = _cleanup_api()
             except Exception as e:
                 error = f"cannot reach the Docker daemon: {e}"
         if api is not None and attempted:
@@ -303,7 +312,7 @@ class ProbeRun:
         confirmed that nothing of the run is left."""
         while time.monotonic() < end:
             try:
-                found = api.containers(all=True, filters={"label": self.label})
+                found = api.containers(self.label)
             except Exception as e:
                 return f"the Docker daemon did not answer a listing: {type(e).__name__}: {e}"
             if not found:
@@ -318,19 +327,19 @@ class ProbeRun:
         """Force-remove `ids` at once: killing and removing a running container takes the daemon a
         while (a second or more on a loaded host, more with runtime hooks); one after the other, a
         handful of them would not fit the budget."""
-        import docker
+        from .api import CallFailed
 
         errors: list[str] = []
 
         def one(cid: str) -> None:
             try:
-                api.remove_container(cid, force=True)
+                api.remove(cid)
                 removed.append(cid[:12])
                 self._forget(cid)
-            except docker.errors.NotFound:
-                self._forget(cid)
-            except docker.errors.APIError:
-                pass  # e.g. 409 "removal already in progress": the listing that follows tells
+            except CallFailed as e:
+                if e.status == 404:  # already gone
+                    self._forget(cid)
+                # else e.g. 409 "removal already in progress": the listing that follows tells
             except Exception as e:  # no answer in time, connection refused: the daemon is not there
                 errors.append(f"the Docker daemon did not answer a removal: {type(e).__name__}: {e}")
 
@@ -495,10 +504,13 @@ def sweep(timeout_s: float = 10.0) -> dict[str, Any]:
 
 def local_images(repository: str, timeout_s: float = 10.0) -> list[str]:
     """Tags of `repository` present on the daemon (e.g. the nvidia/cuda images already pulled)."""
-    try:
-        images = _api(timeout_s).images(name=repository)
-    except Exception as e:
-        raise to_host_call_error(e) from None
+    images = _fast_get("/images/json", timeout_s, {"only_ids": "0", "all": "0",
+                                                   "filters": json.dumps({"reference": [repository]})})
+    if not isinstance(images, list):
+        try:
+            images = _api(timeout_s).images(name=repository)
+        except Exception as e:
+            raise to_host_call_error(e) from None
     return sorted({t for i in images for t in (i.get("RepoTags") or []) if t and not t.endswith("<none>")})
 
 
@@ -595,11 +607,6 @@ def _default_run() -> ProbeRun:
     return _DEFAULT_RUN
 
 
-def _is_timeout(exc: BaseException) -> bool:
-    """requests' ReadTimeout (and urllib3's): the daemon took the request but did not answer in time."""
-    return "timed out" in str(exc).lower() or "timeout" in type(exc).__name__.lower()
-
-
 def _stopped_outcome(outcome: dict[str, Any], why: str) -> dict[str, Any]:
     # "timed_out": the comparison treats it as a probe that gave no answer (not-run), which it is.
     outcome.update(timed_out=True, stopped=why, error=f"not run: {why}")
@@ -639,7 +646,7 @@ def _run_probe(
     key: str, form_id: str, image: str, create_args: Mapping[str, Any], timeout_s: float,
     run: ProbeRun, hardening: Mapping[str, Any],
 ) -> dict[str, Any]:
-    import docker
+    from .api import CallFailed, NoAnswer, container_config, probe_api
 
     started = time.monotonic()
     timings: dict[str, float] = {}
@@ -651,34 +658,25 @@ def _run_probe(
     if why:
         return _stopped_outcome(outcome, why)
     run._at(key, "create")
-    api = _api(CALL_TIMEOUT_S)
+    api = probe_api(CALL_TIMEOUT_S)
     run._prepare_cleanup()
-    requests = [
-        docker.types.DeviceRequest(
-            driver=r.get("Driver") or "",
-            count=r.get("Count") or 0,
-            device_ids=r.get("DeviceIDs"),
-            capabilities=r.get("Capabilities"),
-            options=r.get("Options") or {},
-        )
-        for r in create_args.get("device_requests") or []
-    ]
     cid: str | None = None
     user_command = create_args.get("command")
     try:
-        host_config = api.create_host_config(
-            network_mode="none",
-            cap_drop=["ALL"],
-            security_opt=["no-new-privileges"],
-            privileged=False,
-            mem_limit=hardening.get("memory") or PROBE_MEMORY,
+        config = container_config(
+            image, api.version,
+            # The probe script, or the user's own command (explain --run --command): never both.
+            entrypoint=None if user_command else ["sh", "-c", probe_script()],
+            command=list(user_command or []),
+            environment=list(create_args.get("environment") or []),
+            labels={LABEL: "1", OWNER_LABEL: _owner(), FORM_LABEL: form_id, RUN_LABEL: run.id},
+            user=hardening.get("user") or None,
+            memory=hardening.get("memory") or PROBE_MEMORY,
             pids_limit=hardening.get("pids_limit") or PROBE_PIDS,
             nano_cpus=PROBE_NANO_CPUS,
-            log_config=docker.types.LogConfig(
-                type="json-file", config={"max-size": PROBE_LOG_MAX_SIZE, "max-file": "1"}
-            ),
+            log_max_size=PROBE_LOG_MAX_SIZE,
             read_only=bool(hardening.get("read_only_rootfs")),
-            device_requests=requests or None,
+            device_requests=list(create_args.get("device_requests") or []),
             runtime=create_args.get("runtime") or None,
         )
         why = run._begin_create()
@@ -686,25 +684,14 @@ def _run_probe(
             return _stopped_outcome(outcome, why)
         uncertain = True  # until the daemon answers: a create it took but did not answer may exist
         try:
-            created = api.create_container(
-                image,
-                # The probe script, or the user's own command (explain --run --command): never both.
-                entrypoint=None if user_command else ["sh", "-c", probe_script()],
-                command=list(user_command or []),
-                environment=list(create_args.get("environment") or []),
-                labels={LABEL: "1", OWNER_LABEL: _owner(), FORM_LABEL: form_id, RUN_LABEL: run.id},
-                host_config=host_config,
-                network_disabled=True,
-                user=hardening.get("user") or None,
-            )
-            cid = created["Id"]
+            cid = api.create(config)
             uncertain = False
-        except docker.errors.APIError:
+        except CallFailed:
             uncertain = False  # refused: nothing was created
             raise
-        except Exception as e:
+        except HostCallError as e:
             # No connection at all (no socket, refused): the request never reached the daemon.
-            uncertain = classify(e) not in ("no-socket", "connection-refused", "permission-denied")
+            uncertain = e.kind not in ("no-socket", "connection-refused", "permission-denied")
             raise
         finally:
             why = run._end_create(cid, uncertain)
@@ -718,36 +705,30 @@ def _run_probe(
         outcome["phase"] = "wait"
         run._at(key, "wait")
         try:
-            status = api.wait(cid, timeout=timeout_s)
-        except Exception as e:  # requests' ReadTimeout: the container outlived its budget
-            if _is_timeout(e):
-                outcome["timed_out"] = True
-                outcome["error"] = f"the probe did not finish within {timeout_s:g}s"
-                return outcome
-            raise
+            status = api.wait(cid, timeout_s)
+        except NoAnswer:  # the container outlived its budget
+            outcome["timed_out"] = True
+            outcome["error"] = f"the probe did not finish within {timeout_s:g}s"
+            return outcome
         outcome["exit_code"] = status.get("StatusCode")
         outcome["phase"] = "logs"
         run._at(key, "logs")
-        logs = api.logs(cid, stdout=True, stderr=True, tail=WORKLOAD_TAIL_LINES if user_command else "all")
+        logs = api.logs(cid, WORKLOAD_TAIL_LINES if user_command else "all")
         text = logs.decode("utf-8", "replace")
         outcome["output"] = text[-MAX_OUTPUT:] if user_command else text[:MAX_OUTPUT]
         outcome["ok"] = True
         outcome["phase"] = "done"
-    except docker.errors.ImageNotFound as e:
-        outcome["error"] = _explain(e)
-    except docker.errors.APIError as e:
-        outcome["error"] = _explain(e)
-        outcome["status"] = getattr(getattr(e, "response", None), "status_code", None)
-    except docker.errors.InvalidVersion as e:  # raised client side: API < 1.40 has no DeviceRequests
-        outcome["error"] = str(e)
-    except (docker.errors.DockerException, OSError) as e:
-        if _is_timeout(e):
-            outcome["timed_out"] = True
-            outcome["error"] = stuck_text(outcome["phase"], CALL_TIMEOUT_S)
-            return outcome
-        err = to_host_call_error(e)
-        err.data["phase"] = outcome["phase"]
-        raise err from None
+    except CallFailed as e:  # the daemon's refusal (or one the client makes at this API version): the finding
+        outcome["error"] = e.explanation
+        if e.status is not None:
+            outcome["status"] = e.status
+    except NoAnswer:
+        outcome["timed_out"] = True
+        outcome["error"] = stuck_text(outcome["phase"], CALL_TIMEOUT_S)
+        return outcome
+    except HostCallError as e:  # the daemon could not be asked, or went away
+        e.data["phase"] = outcome["phase"]
+        raise
     finally:
         # A start that got no answer is stuck in the runtime or a hook: removing it would block as long
         # again, holding back this probe's finding. The run's close() removes it, or hands it on.
@@ -755,7 +736,7 @@ def _run_probe(
         if cid is not None and not stuck:
             run._at(key, "remove")
             try:
-                api.remove_container(cid, force=True)
+                api.remove(cid)
                 run._forget(cid)
             except Exception:
                 pass  # stays in the run's list: its close() removes it, or hands it to the reaper
