@@ -116,7 +116,9 @@ def test_host_strings_are_never_rich_markup(tmp_path):
     (tmp_path / "proc/sys/kernel").mkdir(parents=True)
     (tmp_path / "proc/sys/kernel/hostname").write_text("[bold red]evil[/bold red]\n")
     proc = run_cli(["check", "--root", str(tmp_path), "--no-probes", "--no-color"])
-    assert proc.returncode in (0, 1), proc.stderr
+    # 4 (partial) where a daemon answers on this machine: it names this machine's hostname, not the tree's, so it
+    # is judged another host's (facts/locality.py).
+    assert proc.returncode in (0, 1, 4), proc.stderr
     assert "[bold red]evil[/bold red]" in proc.stdout
 
 
