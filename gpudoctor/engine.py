@@ -46,10 +46,10 @@ def plugin_checks(builtin_ids: set[str], entry_points: Callable[[], Iterable[Any
     """Checks from the `gpudoctor.checks` entry-point group. A broken plugin becomes an error row;
     a plugin check whose id collides with a built-in one loses and becomes a skip row."""
     if entry_points is None:
-        from importlib.metadata import entry_points as _eps
+        from .plugins import entry_points as _eps
 
         def entry_points() -> Iterable[Any]:
-            return _eps(group=PLUGIN_GROUP)
+            return _eps(PLUGIN_GROUP)
 
     found: list[Check] = []
     for ep in entry_points():
