@@ -95,3 +95,19 @@ def test_a_lost_gpu_fails_only_its_handle(tmp_path):
 def test_without_a_description_the_fake_is_a_host_without_libnvidia_ml(tmp_path):
     facts = parse_snapshot(_worker(None, tmp_path))
     assert facts.init_error is not None and facts.init_error.code == 12
+
+
+def test_the_product_runs_the_worker_without_site_and_it_still_finds_pynvml(tmp_path):
+    """run_worker starts `python -S` (no site: its .pth files cost more than NVML's answer on big environments) with
+    PYTHONPATH naming where this process finds pynvml and gpudoctor — from any working directory."""
+    host = SimHost.standard(2)
+    env = {k: v for k, v in os.environ.items() if k != SIM_HOST_ENV}
+    env["PYTHONPATH"] = str(FAKE_DIR)
+    env[SIM_HOST_ENV] = str(host.save(tmp_path / "host.json"))
+    code = ("import json; from gpudoctor.facts.nvml import _worker_command, run_worker; "
+            "print(json.dumps([_worker_command()[0], run_worker()]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd="/", check=True)
+    cmd, raw = json.loads(proc.stdout)
+    assert cmd[1:] == ["-S", "-m", "gpudoctor.facts.nvml_worker"]
+    facts = parse_snapshot(raw)
+    assert facts.ok and facts.device_count == 2, raw

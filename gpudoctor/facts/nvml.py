@@ -143,13 +143,37 @@ def parse_snapshot(raw: Mapping[str, Any]) -> NvmlFacts:
     )
 
 
+def _worker_command() -> tuple[list[str], dict[str, str]]:
+    """`python -m gpudoctor.facts.nvml_worker`, without `site` where the two directories it needs are known.
+
+    The worker needs only pynvml and gpudoctor's own package; `site` costs more than NVML's answer on hosts with big
+    environments (on the GPU machine's PyTorch venv, its .pth files alone took 60 ms of the worker's start): with
+    `-S` the child skips it, and PYTHONPATH names where this process finds both (the sim's fake pynvml included, as
+    it comes first on this process's path). Where pynvml is not found, the worker runs as before and says so."""
+    import importlib.util
+
+    env = dict(os.environ)
+    try:
+        spec = importlib.util.find_spec("pynvml")
+    except (ImportError, ValueError):
+        spec = None
+    origin = spec.origin if spec is not None else None
+    if not origin or not os.path.isfile(origin):
+        return [sys.executable, "-m", "gpudoctor.facts.nvml_worker"], env
+    module_dir = os.path.dirname(origin)
+    if os.path.basename(origin) == "__init__.py":  # a package: its parent is the path entry
+        module_dir = os.path.dirname(module_dir)
+    package_dir = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # holds gpudoctor/
+    extra = [package_dir, module_dir] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(extra))
+    return [sys.executable, "-S", "-m", "gpudoctor.facts.nvml_worker"], env
+
+
 def run_worker(timeout: float = NVML_WORKER_TIMEOUT_S) -> dict[str, Any]:
     """Run the worker; kill it on timeout. Raises HostCallError for anything but a JSON answer."""
-    cmd = [sys.executable, "-m", "gpudoctor.facts.nvml_worker"]
+    cmd, env = _worker_command()
     try:
-        proc = subprocess.run(
-            cmd, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL, env=dict(os.environ), check=False
-        )
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL, env=env, check=False)
     except subprocess.TimeoutExpired:
         # subprocess.run kills the child on timeout: a hung NVML never hangs gpudoctor.
         raise HostCallError("timeout", f"NVML did not answer within {timeout:g}s (the worker was killed)") from None
