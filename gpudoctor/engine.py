@@ -80,8 +80,30 @@ def _collision_check(plugin: str, check_id: str) -> Check:
 
 
 def all_checks(with_plugins: bool = True) -> tuple[Check, ...]:
+    if not with_plugins:
+        return builtin_checks()
+    # Finding the plugins reads every installed distribution's entry_points.txt (gpudoctor/plugins.py): on a slow
+    # filesystem with a big environment that is as long as importing the built-in checks, so both go on at once.
+    import threading
+
+    from .plugins import entry_points
+
+    declared: list[list[Any]] = []
+    failures: list[BaseException] = []
+
+    def find() -> None:
+        try:
+            declared.append(list(entry_points(PLUGIN_GROUP)))
+        except Exception as e:  # a plugin must never crash the tool, nor can listing them
+            failures.append(e)
+
+    finder = threading.Thread(target=find, daemon=True, name="plugins")
+    finder.start()
     builtins = builtin_checks()
-    plugins = plugin_checks({c.id for c in builtins}) if with_plugins else ()
+    finder.join()
+    if failures:
+        return builtins + (_plugin_error_check("entry-points", f"the plugins could not be listed: {failures[0]!r}"),)
+    plugins = plugin_checks({c.id for c in builtins}, entry_points=lambda: declared[0] if declared else [])
     return builtins + plugins
 
 
