@@ -14,6 +14,7 @@ stopped answering, or went away, is a daemon-layer finding (`daemon_error`), not
 
 from __future__ import annotations
 
+import os
 import time
 import threading
 from dataclasses import dataclass, field
@@ -30,7 +31,10 @@ R = TypeVar("R")
 
 PROBE_TIMEOUT_S = 60.0
 PROBES_FACT_TIMEOUT_S = 240.0
-MAX_CONCURRENT_PROBES = 6
+# Probes at once: a container's start is CPU work for the daemon, containerd, the runtime and the NVIDIA hook, so the
+# host's cores bound it (on the GPU machine, 14 probes at 6 at once took three waves of starts). At least 4, at
+# most 16, so that a small host is not swamped and a big one does not start a whole matrix at once.
+MAX_CONCURRENT_PROBES = max(4, min(16, os.cpu_count() or 4))
 # Left to the rest of the run after the probes: recording the unfinished ones, a ping (runner.PING_TIMEOUT_S,
 # 2 s), removing what is left (runner.CLEANUP_BUDGET_S, 8 s), judging and rendering.
 DEADLINE_MARGIN_S = 12.0
