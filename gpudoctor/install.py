@@ -93,6 +93,11 @@ def _install(family: str, packages: tuple[str, ...], how: str = "install") -> st
     return f"sudo apt-get install -y {'--reinstall ' if how == 'reinstall' else ''}{names}"
 
 
+def _by_family(distro: Distro | None, commands: dict[str, str]) -> str:
+    """The command for the host's package family (apt where the family is not known)."""
+    return commands.get(_family(distro), commands[APT])
+
+
 def _family(distro: Distro | None) -> str:
     return (distro.family if distro else None) or APT
 
@@ -174,12 +179,11 @@ def driver_repository(distro: Distro | None) -> tuple[str, ...]:
 
 def kernel_headers(distro: Distro | None) -> str:
     """The headers of the running kernel, which DKMS builds the modules against."""
-    family = _family(distro)
-    if family == DNF:
-        return "sudo dnf install -y kernel-devel-$(uname -r) kernel-headers-$(uname -r)"
-    if family == ZYPPER:
-        return "sudo zypper install -y kernel-default-devel=$(uname -r | sed 's/-default//')"
-    return "sudo apt-get install -y linux-headers-$(uname -r)"
+    return _by_family(distro, {
+        DNF: "sudo dnf install -y kernel-devel-$(uname -r) kernel-headers-$(uname -r)",
+        ZYPPER: "sudo zypper install -y kernel-default-devel=$(uname -r | sed 's/-default//')",
+        APT: "sudo apt-get install -y linux-headers-$(uname -r)",
+    })
 
 
 def driver_install(distro: Distro | None, flavor: str = OPEN_DRIVER) -> tuple[str, ...]:
@@ -214,22 +218,20 @@ def driver_userspace(distro: Distro | None, branch: str) -> tuple[str, ...]:
 
 def driver_hold(distro: Distro | None) -> str:
     """Keep unattended upgrades from replacing the driver under a loaded module."""
-    family = _family(distro)
-    if family == DNF:
-        return "sudo dnf versionlock add 'nvidia-*' 'kmod-nvidia*'"
-    if family == ZYPPER:
-        return "sudo zypper addlock 'nvidia-*'"
-    return "sudo apt-mark hold 'nvidia-*' 'libnvidia-*'"
+    return _by_family(distro, {
+        DNF: "sudo dnf versionlock add 'nvidia-*' 'kmod-nvidia*'",
+        ZYPPER: "sudo zypper addlock 'nvidia-*'",
+        APT: "sudo apt-mark hold 'nvidia-*' 'libnvidia-*'",
+    })
 
 
 def driver_remove(distro: Distro | None) -> str:
     """Remove Linux driver packages (inside WSL2 they shadow the Windows driver's libraries)."""
-    family = _family(distro)
-    if family == DNF:
-        return "sudo dnf remove -y 'nvidia-driver*' 'kmod-nvidia*' nvidia-open cuda-drivers"
-    if family == ZYPPER:
-        return "sudo zypper --non-interactive remove 'nvidia-compute*' 'nvidia-open-driver*' nvidia-open cuda-drivers"
-    return "sudo apt-get remove --purge '^nvidia-driver-[0-9]+' '^nvidia-utils-[0-9]+' '^libnvidia-compute-[0-9]+'"
+    return _by_family(distro, {
+        DNF: "sudo dnf remove -y 'nvidia-driver*' 'kmod-nvidia*' nvidia-open cuda-drivers",
+        ZYPPER: "sudo zypper --non-interactive remove 'nvidia-compute*' 'nvidia-open-driver*' nvidia-open cuda-drivers",
+        APT: "sudo apt-get remove --purge '^nvidia-driver-[0-9]+' '^nvidia-utils-[0-9]+' '^libnvidia-compute-[0-9]+'",
+    })
 
 
 DRIVER_INSTALL_GUIDE = DRIVER_GUIDE
