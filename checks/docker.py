@@ -22,7 +22,7 @@ from ..install import Distro, toolkit_install, toolkit_reinstall
 from ..links import TOOLKIT_CDI, TOOLKIT_INSTALL, TOOLKIT_TROUBLESHOOTING
 from ..model import Fix, Layer, Result, failed, passed, skipped, warned
 from ..gpu_requests.behaviour import GPUS_ALL, LEGACY_HOOK, Prediction, predict
-from ..gpu_requests.stack import HOOK_REFUSING_MODES, RUNC_NAMES, START_SLACK_S, stack_from_facts
+from ..gpu_requests.stack import HOOK_REFUSING_MODES, RUNC_NAMES, START_SLACK_S, in_spec_dirs, stack_from_facts
 from ..gpu_requests.texts import DEFAULT_RUNTIME_MISSING, HOOK_REFUSAL  # noqa: F401 (HOOK_REFUSAL: checks/toolkit.py's)
 
 TOOLKIT_DOCKER_DOC = f"{TOOLKIT_INSTALL}#configuring-docker"
@@ -837,11 +837,8 @@ def docker_cdi(docker: DockerFacts, cdi: CdiFacts, daemon_config: DaemonConfig) 
         )]
     results: list[Result] = []
     dirs = [d.rstrip("/") for d in docker.cdi_spec_dirs or ()]
-    # /var/run is a symlink to /run on most hosts; the daemon may report either (internals §2.1).
-    norm = {d.replace("/var/run/", "/run/") for d in dirs}
     # This machine's spec files are not a remote daemon's: only the daemon's own word is judged then.
-    outside = [] if docker.is_remote else [s.path for s in cdi.nvidia_specs
-                                           if s.path.rsplit("/", 1)[0].replace("/var/run/", "/run/") not in norm]
+    outside = [] if docker.is_remote else [s.path for s in cdi.nvidia_specs if not in_spec_dirs(s.path, dirs)]
     if outside:
         results.append(failed(
             f"NVIDIA CDI spec outside the daemon's spec dirs ({', '.join(dirs)}): {', '.join(outside)}",
@@ -885,9 +882,8 @@ def _podman_cdi(docker: DockerFacts, cdi: CdiFacts) -> Result:
             Fix("Upgrade Podman to 4.1 or later (your distribution's podman package).", (), PODMAN_CDI_DOC),
             evidence=_evidence("cdi-not-enabled-in-docker", **ev),
         )
-    norm = {d.replace("/var/run/", "/run/") for d in PODMAN_CDI_DIRS}
     specs = [s.path for s in cdi.nvidia_specs]
-    inside = [p for p in specs if p.rsplit("/", 1)[0].replace("/var/run/", "/run/") in norm]
+    inside = [p for p in specs if in_spec_dirs(p, PODMAN_CDI_DIRS)]
     if specs and not inside:
         return failed(
             f"Podman reads CDI specs from {' and '.join(PODMAN_CDI_DIRS)}, but the NVIDIA spec is elsewhere: "

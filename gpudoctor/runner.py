@@ -7,6 +7,7 @@ whole checks in-process.
 from __future__ import annotations
 
 import json
+from collections import Counter
 import os
 import time
 from dataclasses import asdict, dataclass, field, is_dataclass, replace
@@ -134,20 +135,18 @@ def partial_verdict(verdict: Verdict, ran: Sequence[Any], every: Sequence[Any]) 
     """A run limited by --only/--skip judges only what it looked at (issue 11 #3): it names the layers it did
     not check, and when nothing it checked is broken it says "Partial", never "Ready" (exit 4)."""
     ran_ids = {c.id for c in ran}
-    ran_layers = {c.info.layer for c in ran}
     left_out = [c for c in every if c.id not in ran_ids]
+    ran_of_layer = Counter(c.info.layer for c in ran)
     # A layer of which some checks ran is not "not checked": it is named with how much of it was.
     unchecked = tuple(dict.fromkeys(c.info.layer.label for c in sorted(left_out, key=lambda c: c.info.layer.rank)
-                                    if c.info.layer not in ran_layers))
+                                    if c.info.layer not in ran_of_layer))
     not_checked = "not checked: " + ", ".join(unchecked) if unchecked else "some checks were left out"
     if not verdict.ready:
         return replace(verdict, partial=True, unchecked=unchecked)
-    per_layer = {layer: sum(1 for c in every if c.info.layer is layer) for layer in ran_layers}
-    ran_per_layer = {layer: sum(1 for c in ran if c.info.layer is layer) for layer in ran_layers}
-    done = tuple(dict.fromkeys(
-        c.info.layer.label + ("" if ran_per_layer[c.info.layer] == per_layer[c.info.layer]
-                              else f" ({ran_per_layer[c.info.layer]} of {per_layer[c.info.layer]} checks)")
-        for c in sorted(ran, key=lambda c: c.info.layer.rank)))
+    of_layer = Counter(c.info.layer for c in every)
+    done = tuple(
+        layer.label + ("" if ran_of_layer[layer] == of_layer[layer] else f" ({ran_of_layer[layer]} of {of_layer[layer]} checks)")
+        for layer in sorted(ran_of_layer, key=lambda layer: layer.rank))
     headline = f"Partial: nothing broken in {', '.join(done)}; {not_checked}"
     warn = verdict.counts.get(Status.WARN.value, 0)
     if warn:

@@ -382,36 +382,26 @@ def ping_socket(path: str, timeout_s: float = 2.0) -> dict[str, Any]:
     The Engine API's /_ping answers "OK" with the headers Api-Version and Server ("Docker/29.7.2 (linux)");
     Podman's compat API adds Libpod-Api-Version (https://docs.docker.com/reference/api/engine/version/v1.47/#tag/System/operation/SystemPing).
     """
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(timeout_s)
+    from .docker_http import TimedOut, Unanswered, exchange
+
     out: dict[str, Any] = {"state": "error", "server": None, "podman": False}
     try:
-        s.connect(path)
-        s.sendall(b"GET /_ping HTTP/1.0\r\nHost: docker\r\n\r\n")
-        data = b""
-        while len(data) < 8192:
-            chunk = s.recv(4096)
-            if not chunk:
-                break
-            data += chunk
-        head = data.decode("latin-1").split("\r\n\r\n", 1)[0].split("\r\n")
-        status = head[0].split() if head else []
-        headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in head[1:])}
-        out["server"] = headers.get("server") or None
-        out["podman"] = "libpod-api-version" in headers
-        out["state"] = "answers" if len(status) >= 2 and status[1] == "200" else "error"
+        status, headers, _body = exchange(path, "GET", "/_ping", timeout_s)
     except FileNotFoundError:
         out["state"] = "no-socket"
     except PermissionError:
         out["state"] = "permission-denied"
     except ConnectionRefusedError:
         out["state"] = "refused"
-    except socket.timeout:
+    except TimedOut:
         out["state"] = "timeout"
+    except Unanswered:  # something answers, but not HTTP
+        out["state"] = "error"
     except OSError as e:
         out["state"] = "not-a-socket" if e.errno in (errno.ENOTSOCK, errno.ENOTDIR, errno.EPROTOTYPE) else "error"
-    finally:
-        s.close()
+    else:
+        out.update(state="answers" if status == 200 else "error", server=headers.get("server") or None,
+                   podman="libpod-api-version" in headers)
     return out
 
 

@@ -93,15 +93,24 @@ def _hook_at_start(proc: Any, toolkit: Any, name: str) -> bool | None:
     return False
 
 
+def _run_dir(path: str) -> str:
+    # /var/run is a symlink to /run on most hosts; a daemon may report either (internals §2.1).
+    return path.rstrip("/").replace("/var/run/", "/run/")
+
+
+def in_spec_dirs(spec_path: str, dirs: Any) -> bool:
+    """Is this CDI spec file in one of the directories an engine scans (`CDISpecDirs`, Podman's defaults)?"""
+    return _run_dir(spec_path.rsplit("/", 1)[0]) in {_run_dir(d) for d in dirs}
+
+
 def _nvidia_names(specs: Any, dirs: tuple[str, ...] | None) -> tuple[frozenset[str], tuple[str, ...], bool]:
     names: set[str] = set()
     missing: list[str] = []
     any_spec = False
-    norm = {d.rstrip("/").replace("/var/run/", "/run/") for d in dirs} if dirs else None
     for s in specs:
         if s.error:
             continue
-        if norm is not None and s.path.rsplit("/", 1)[0].replace("/var/run/", "/run/") not in norm:
+        if dirs and not in_spec_dirs(s.path, dirs):
             continue
         any_spec = True
         if s.kind != "nvidia.com/gpu":
