@@ -190,7 +190,7 @@ TEST_USER = "gpdtest"
 AS_USER = """
 import json, os, sys
 import docker, docker.utils, docker.transport.unixconn, requests, urllib3
-import gpudoctor.facts.builtin
+import gpudoctor.facts.builtin, gpudoctor.facts.docker_http  # before setuid: a clone may be unreadable to the user
 from gpudoctor.facts.host import LiveHost
 from gpudoctor.facts.registry import gather
 uid, gid = int(sys.argv[1]), int(sys.argv[2])
