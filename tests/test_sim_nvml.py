@@ -104,8 +104,8 @@ def test_the_product_runs_the_worker_without_site_and_it_still_finds_pynvml(tmp_
     env = {k: v for k, v in os.environ.items() if k != SIM_HOST_ENV}
     env["PYTHONPATH"] = str(FAKE_DIR)
     env[SIM_HOST_ENV] = str(host.save(tmp_path / "host.json"))
-    code = ("import json; from gpudoctor.facts.nvml import _worker_command, run_worker; "
-            "print(json.dumps([_worker_command()[0], run_worker()]))")
+    code = ("import json; from gpudoctor.facts.nvml import run_worker; from gpudoctor.facts.nvml_process import worker_command; "
+            "print(json.dumps([worker_command()[0], run_worker()]))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd="/", check=True)
     cmd, raw = json.loads(proc.stdout)
     assert cmd[1:] == ["-S", "-m", "gpudoctor.facts.nvml_worker"]

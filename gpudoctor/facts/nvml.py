@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
+import time
 from dataclasses import dataclass
 from typing import Any, Mapping
 
+from . import nvml_process
 from .host import HostCallError
 from .registry import FactContext, fact
 
@@ -143,47 +143,28 @@ def parse_snapshot(raw: Mapping[str, Any]) -> NvmlFacts:
     )
 
 
-def _worker_command() -> tuple[list[str], dict[str, str]]:
-    """`python -m gpudoctor.facts.nvml_worker`, without `site` where the two directories it needs are known.
-
-    The worker needs only pynvml and gpudoctor's own package; `site` costs more than NVML's answer on hosts with big
-    environments (on the GPU machine's PyTorch venv, its .pth files alone took 60 ms of the worker's start): with
-    `-S` the child skips it, and PYTHONPATH names where this process finds both (the sim's fake pynvml included, as
-    it comes first on this process's path). Where pynvml is not found, the worker runs as before and says so."""
-    import importlib.util
-
-    env = dict(os.environ)
-    try:
-        spec = importlib.util.find_spec("pynvml")
-    except (ImportError, ValueError):
-        spec = None
-    origin = spec.origin if spec is not None else None
-    if not origin or not os.path.isfile(origin):
-        return [sys.executable, "-m", "gpudoctor.facts.nvml_worker"], env
-    module_dir = os.path.dirname(origin)
-    if os.path.basename(origin) == "__init__.py":  # a package: its parent is the path entry
-        module_dir = os.path.dirname(module_dir)
-    package_dir = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # holds gpudoctor/
-    extra = [package_dir, module_dir] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(extra))
-    return [sys.executable, "-S", "-m", "gpudoctor.facts.nvml_worker"], env
-
-
 def run_worker(timeout: float = NVML_WORKER_TIMEOUT_S) -> dict[str, Any]:
-    """Run the worker; kill it on timeout. Raises HostCallError for anything but a JSON answer."""
-    cmd, env = _worker_command()
+    """The worker's answer (the one started early, when there is one); killed on timeout, counted from its start.
+    Raises HostCallError for anything but a JSON answer."""
+    taken = nvml_process.adopt()
     try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, stdin=subprocess.DEVNULL, env=env, check=False)
+        proc, started = taken or (nvml_process.spawn(), time.monotonic())
+    except OSError as e:
+        raise HostCallError("worker-crashed", f"the NVML worker could not be started: {e}") from None
+    try:
+        stdout, stderr = proc.communicate(timeout=max(0.0, timeout - (time.monotonic() - started)))
     except subprocess.TimeoutExpired:
-        # subprocess.run kills the child on timeout: a hung NVML never hangs gpudoctor.
+        # A hung NVML never hangs gpudoctor.
+        proc.kill()
+        proc.communicate()
         raise HostCallError("timeout", f"NVML did not answer within {timeout:g}s (the worker was killed)") from None
-    out = proc.stdout.decode("utf-8", "replace").strip()
+    out = stdout.decode("utf-8", "replace").strip()
     try:
         data = json.loads(out.splitlines()[-1]) if out else None
     except ValueError:
         data = None
     if not isinstance(data, dict):
-        err = proc.stderr.decode("utf-8", "replace").strip().splitlines()
+        err = stderr.decode("utf-8", "replace").strip().splitlines()
         raise HostCallError(
             "worker-crashed", f"NVML worker exited {proc.returncode}: {err[-1] if err else 'no output'}"
         )
