@@ -14,6 +14,7 @@ import re
 from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
+from .at_once import map_at_once
 from .bounded import load_toml
 from .hostfiles import list_dir, read_file
 from .registry import FactContext, fact
@@ -281,7 +282,8 @@ def toolkit_fact(ctx: FactContext) -> ToolkitFacts:
         owners = _dpkg_owners(ctx, [p for p in found.values() if p])
         binaries = tuple(_binary_in_tree(name, found[name], owners) for name in BINARIES)
     else:
-        binaries = tuple(_binary(ctx, name, search) for name in BINARIES)
+        # Five programs' start-up, each waited for: at once, not one after another.
+        binaries = tuple(map_at_once(lambda name: _binary(ctx, name, search), BINARIES))
     path = ctx.host.getenv("NVIDIA_CTK_CONFIG_FILE_PATH") or CONFIG_PATH
     config: dict[str, Any] = {}
     error = None
