@@ -11,11 +11,13 @@ https://packaging.python.org/en/latest/specifications/entry-points/#file-format)
 
 from __future__ import annotations
 
-import configparser
 import os
 import re
 import sys
-from importlib.metadata import EntryPoint
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
 _META_SUFFIXES = (".dist-info", ".egg-info")
 
@@ -49,6 +51,11 @@ def entry_points(group: str, path: list[str] | None = None) -> list[EntryPoint]:
                 continue
             if group not in text:
                 continue
+            # Only a distribution that names the group costs these imports (importlib.metadata brings email:
+            # 14 ms on the GPU machine, for a class most runs never make).
+            import configparser
+            from importlib.metadata import EntryPoint
+
             parser = configparser.ConfigParser(delimiters=("=",), interpolation=None)
             parser.optionxform = str  # type: ignore[assignment,method-assign]  # entry point names keep their case
             try:
