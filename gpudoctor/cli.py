@@ -376,14 +376,6 @@ class _ExplainCommand(typer.core.TyperCommand):
     (docker run has -h and -v). A `--` the user typed keeps its meaning: everything after it is input.
     """
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
-        # Typer shows a list argument as `{INPUT...}...` with a Python type (`<list[str]>`): show the metavar only.
-        for p in self.params:
-            if isinstance(p, typer.core.TyperArgument):
-                p.display_type_rich = lambda ctx: ""  # type: ignore[method-assign]
-                p._usage_display_name = lambda name=p.metavar: name  # type: ignore[method-assign,misc]  # Typer's private hook; mypy cannot type a lambda with a default
-
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
         return super().parse_args(ctx, _explain_argv(args, self.get_params(ctx)))
 
