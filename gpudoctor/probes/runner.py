@@ -710,12 +710,14 @@ def _run_probe(
             outcome["timed_out"] = True
             outcome["error"] = f"the probe did not finish within {timeout_s:g}s"
             return outcome
+        timings["wait_s"] = time.monotonic() - started
         outcome["exit_code"] = status.get("StatusCode")
         outcome["phase"] = "logs"
         run._at(key, "logs")
         logs = api.logs(cid, WORKLOAD_TAIL_LINES if user_command else "all")
         text = logs.decode("utf-8", "replace")
         outcome["output"] = text[-MAX_OUTPUT:] if user_command else text[:MAX_OUTPUT]
+        timings["logs_s"] = time.monotonic() - started
         outcome["ok"] = True
         outcome["phase"] = "done"
     except CallFailed as e:  # the daemon's refusal (or one the client makes at this API version): the finding
