@@ -15,7 +15,7 @@ from typing import Any, Mapping, Sequence
 
 from . import __version__
 from .facts.host import BundleError, Host, LiveHost, RecordingHost, ReplayHost
-from .facts.registry import FactOptions, FactSet, Gathering, registered_facts
+from .facts.registry import FactOptions, FactSet, Gathering, loaded_facts, registered_facts
 from .model import Report, Status, Verdict
 
 
@@ -85,13 +85,17 @@ def _start_early(host: Host, options: Mapping[str, Any], request: RunRequest) ->
     """Start gathering before the checks are loaded, when the run's facts are known without them.
 
     An unfiltered run gathers every built-in fact (the built-in checks need each; tests/test_engine.py holds them
-    to it; plugins may add facts, started once they are loaded): start them all now, the daemon, NVML and the
-    probe containers first of all, and load the checks while those wait on the machine. A run narrowed by
-    --only/--skip needs what its checks need, and starts nothing it may not need (no probe containers for
-    `--only nvml`)."""
+    to it; plugins may add facts, started once they are loaded): the probe containers first of all, as soon as
+    their own fact modules are loaded (facts/probe_chain.py), then every other fact as its module loads, and the
+    checks load while those wait on the machine. A run narrowed by --only/--skip needs what its checks need, and
+    starts nothing it may not need (no probe containers for `--only nvml`)."""
     if request.only or request.skip:
         return None
-    gathering = Gathering(host, FactOptions(options)).start(registered_facts())
+    from .facts import probe_chain  # noqa: F401  (registers the facts the probes wait on)
+
+    gathering = Gathering(host, FactOptions(options), loaded_facts(), load_rest=registered_facts)
+    gathering.start(["probes", "docker", "nvml", "devices"])
+    gathering.start(gathering.load_more())
     gathering.wait_under_way("probes", EARLY_WAIT_S)
     return gathering
 

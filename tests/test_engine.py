@@ -211,3 +211,29 @@ def test_an_unfiltered_run_gathers_every_builtin_fact():
     from gpudoctor.facts.registry import registered_facts
 
     assert set(facts_to_gather(builtin_checks())) == set(registered_facts())
+
+
+def test_a_gathering_started_with_some_fact_modules_finds_the_rest_when_a_fact_asks():
+    """runner._start_early starts the probes once their own fact modules are loaded (facts/probe_chain.py): a fact
+    that asks for one not loaded yet gets it all the same (the gathering loads the rest), never 'unknown fact'."""
+    from gpudoctor.facts.registry import Gathering
+
+    loads: list[int] = []
+    rest = {"late": FactSpec("late", lambda ctx: "late value", 5.0, "")}
+
+    def load_rest() -> dict[str, FactSpec]:
+        loads.append(1)
+        return rest
+
+    first = {"early": FactSpec("early", lambda ctx: f"early saw {ctx.get('late')}", 5.0, "")}
+    gathering = Gathering(LiveHost(), specs=first, load_rest=load_rest)
+    gathering.start(["early"])
+    names = gathering.load_more()
+    assert sorted(names) == ["early", "late"]
+    got = gathering.start(names).collect(names)
+    assert got.values == {"early": "early saw late value", "late": "late value"} and not got.errors
+    assert loads  # asked for before load_more, or loaded by it
+
+    # Without somewhere to load more from, a fact nobody registered stays an error, as before.
+    alone = Gathering(LiveHost(), specs=first).start(["early"]).collect(["early"])
+    assert "early" in alone.errors and "late" in alone.errors["early"].message

@@ -68,6 +68,11 @@ def registered_facts() -> Mapping[str, FactSpec]:
     return dict(_REGISTRY)
 
 
+def loaded_facts() -> Mapping[str, FactSpec]:
+    """The facts registered so far: those of the fact modules imported until now (see `Gathering`'s `load_rest`)."""
+    return dict(_REGISTRY)
+
+
 def _load_builtin_facts() -> None:
     # Importing the modules registers their facts; listed here so that order of import is fixed.
     from . import builtin  # noqa: F401
@@ -114,11 +119,13 @@ class FactContext:
     """What a fact function gets: the host, the run options, and access to other facts."""
 
     def __init__(
-        self, host: Host, options: FactOptions, specs: Mapping[str, FactSpec], deadline: float | None = None
+        self, host: Host, options: FactOptions, specs: dict[str, FactSpec], deadline: float | None = None,
+        load_rest: Callable[[], Mapping[str, FactSpec]] | None = None,
     ) -> None:
         self.host = host
         self.options = options
         self._specs = specs
+        self._load_rest = load_rest
         self._slots: dict[str, _Slot] = {}
         self._lock = threading.Lock()
         self.deadline = deadline  # time.monotonic() by which the whole gathering ends, or None
@@ -137,6 +144,11 @@ class FactContext:
                 return slot
             slot.started = True
         spec = self._specs.get(name)
+        if spec is None and self._load_rest is not None:
+            # A fact asked for before its module was loaded (a gathering started with the first modules only):
+            # load the rest now (the import lock makes this wait for a load under way), then look again.
+            self._specs.update(self._load_rest())
+            spec = self._specs.get(name)
         if spec is None:
             slot.error = FactError(name, "unknown", f"no fact named {name!r} is registered")
             slot.done.set()
@@ -218,13 +230,25 @@ class Gathering:
     run needs their values (`collect`). Lets a run start the slow facts (the daemon, NVML, the probe
     containers) before it has loaded the checks that judge them."""
 
-    def __init__(self, host: Host, options: FactOptions | None = None, specs: Mapping[str, FactSpec] | None = None) -> None:
-        self.specs = dict(specs) if specs is not None else registered_facts()
+    def __init__(
+        self, host: Host, options: FactOptions | None = None, specs: Mapping[str, FactSpec] | None = None,
+        load_rest: Callable[[], Mapping[str, FactSpec]] | None = None,
+    ) -> None:
+        """`specs`: the facts it knows (default: every registered one). `load_rest`: where more come from, for a
+        gathering started before every fact module was loaded (`load_more`, and any fact asked for meanwhile)."""
+        self.specs = dict(specs) if specs is not None else dict(registered_facts())
         self.options = options or FactOptions()
         self.started = time.monotonic()
         deadline_s = self.options.get("deadline_s")
         deadline = self.started + float(deadline_s) if deadline_s else None
-        self.ctx = FactContext(host, self.options, self.specs, deadline)
+        self._load_rest = load_rest
+        self.ctx = FactContext(host, self.options, self.specs, deadline, load_rest)
+
+    def load_more(self) -> list[str]:
+        """Load the facts `load_rest` gives (importing their modules) into this gathering; all the names it knows."""
+        if self._load_rest is not None:
+            self.specs.update(self._load_rest())
+        return list(self.specs)
 
     def start(self, names: Iterable[str]) -> Gathering:
         for name in dict.fromkeys(names):
