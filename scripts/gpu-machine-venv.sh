@@ -6,6 +6,8 @@
 # own environment (its PyTorch venv's .pth files, its uncompiled nvidia-ml-py).
 #   bash scripts/gpu-machine-venv.sh KIT_DIR [VENV_DIR]
 set -euo pipefail
+# Nothing on PYTHONPATH: pip would take what it finds there as installed already, and leave it out of the venv.
+unset PYTHONPATH
 kit=$1; venv=${2:-/opt/gpudoctor-venv}
 base=$(python3 -c 'import sys; print(getattr(sys, "_base_executable", sys.executable))')
 rm -rf "$venv" /tmp/gpudoctor-wheel
