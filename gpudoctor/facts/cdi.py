@@ -207,7 +207,8 @@ def parse_spec(text: str, path: str) -> CdiSpec:
     )
 
 
-def _dirs(ctx: FactContext) -> tuple[str, ...]:
+def _more_dirs(ctx: FactContext) -> tuple[str, ...]:
+    """The daemon's and the toolkit's spec dirs that are not DEFAULT_DIRS (waits for those two facts)."""
     dirs = list(DEFAULT_DIRS)
     for name, attr in (("docker", "cdi_spec_dirs"), ("toolkit", "cdi_spec_dirs")):
         try:
@@ -217,7 +218,7 @@ def _dirs(ctx: FactContext) -> tuple[str, ...]:
         for d in value or ():
             if d and d not in dirs:
                 dirs.append(d)
-    return tuple(dirs)
+    return tuple(dirs[len(DEFAULT_DIRS):])
 
 
 def _is_real_dir(ctx: FactContext, path: str) -> bool:
@@ -230,12 +231,12 @@ def _is_real_dir(ctx: FactContext, path: str) -> bool:
 @fact("cdi", timeout_s=DOCKER_FACT_TIMEOUT_S + 15)  # waits for docker and toolkit
 def cdi_fact(ctx: FactContext) -> CdiFacts:
     """CDI specs in /etc/cdi, /var/run/cdi and the daemon's/toolkit's spec dirs, parsed and checked against the host."""
-    dirs = _dirs(ctx)
     specs: list[CdiSpec] = []
     errors: dict[str, str] = {}
-    missing_dirs = []
+    missing_dirs: list[str] = []
     seen_files: set[str] = set()
-    for d in dirs:
+
+    def scan(d: str) -> None:
         try:
             names = ctx.host.list_dir(d)
         except OSError as e:
@@ -243,7 +244,7 @@ def cdi_fact(ctx: FactContext) -> CdiFacts:
                 missing_dirs.append(d)
             else:
                 errors[d] = e.strerror or str(e)
-            continue
+            return
         for name in names:
             if not name.endswith((".yaml", ".yml", ".json")):
                 continue
@@ -269,4 +270,13 @@ def cdi_fact(ctx: FactContext) -> CdiFacts:
                 refs = list(dict.fromkeys([*spec.node_host_paths, *spec.host_paths, *spec.hook_paths]))[:MAX_PATHS_CHECKED]
                 missing = tuple(p for p in refs if not ctx.host.exists(p))
             specs.append(replace(spec, missing=missing, mtime=mtime))
+
+    # The default dirs first, while the daemon and the toolkit's programs answer (the YAML parser's import and the
+    # parse are then off the wait); then the dirs those two name besides.
+    for d in DEFAULT_DIRS:
+        scan(d)
+    more = _more_dirs(ctx)
+    for d in more:
+        scan(d)
+    dirs = (*DEFAULT_DIRS, *more)
     return CdiFacts(tuple(dirs), tuple(specs), errors, tuple(missing_dirs))
