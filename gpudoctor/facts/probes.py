@@ -153,11 +153,10 @@ def _unfinished_outcome(key: str, reason: str) -> dict[str, Any]:
 @fact("probes", timeout_s=PROBES_FACT_TIMEOUT_S)
 def probes_fact(ctx: FactContext) -> ProbeFacts:
     """Probe containers, one per GPU request form, and what each saw."""
-    from ..probes import runner
-
     opts = ctx.options
     if not opts.get("probes", True):
         return ProbeFacts(False, "probes disabled (--no-probes)")
+    from ..probes import runner
     try:
         docker = ctx.get("docker")
     except FactMissing as e:

@@ -29,8 +29,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
-from importlib import resources
 from typing import Any, Mapping
 
 from ..facts.docker_client import open_client, to_host_call_error
@@ -84,7 +82,10 @@ _NVIDIA_RUNTIME_NAMES = ("nvidia",)
 
 
 def probe_script() -> str:
-    return resources.files("gpudoctor.probes").joinpath("probe.sh").read_text(encoding="utf-8")
+    # Read beside this module rather than through importlib.resources, whose import (pathlib, tempfile, inspect)
+    # cost more than the probes' own preparation; gpudoctor is installed as files, never zipped.
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "probe.sh"), encoding="utf-8") as f:
+        return f.read()
 
 
 def _owner() -> str:
@@ -166,7 +167,7 @@ class ProbeRun:
     """
 
     def __init__(self) -> None:
-        self.id = uuid.uuid4().hex[:16]
+        self.id = os.urandom(8).hex()  # 16 hex digits, as the label's value has always had
         self._cond = threading.Condition()
         self._live: set[str] = set()
         self._creating = 0
