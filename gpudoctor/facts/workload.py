@@ -55,11 +55,11 @@ def best_spec(probes: ProbeFacts) -> tuple[ProbeSpec | None, str]:
 @fact("workload", timeout_s=PROBES_FACT_TIMEOUT_S + WORKLOAD_TIMEOUT_S + 30)
 def workload_fact(ctx: FactContext) -> WorkloadFacts:
     """The user's command (--command) in their image (--image), under the request form that works best."""
-    from ..probes import runner
-
     text = ctx.options.get("workload_command")
     if not text:
         return WorkloadFacts(False, "no workload given (gpudoctor check --image IMAGE --command CMD)")
+    from ..probes import runner
+
     command = tuple(shlex.split(str(text)))  # the CLI has refused what does not split
     probes: ProbeFacts = ctx.get("probes")
     if not probes.enabled:
