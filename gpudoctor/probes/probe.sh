@@ -16,10 +16,25 @@ if [ -z "$smi" ]; then
 fi
 echo "$smi"
 if [ -n "$smi" ]; then
+  # The two calls at once where a scratch file can be written (/dev/shm is a tmpfs even with a read-only rootfs):
+  # each spends most of its time starting NVML, which is most of the probe's own run.
+  q=""
+  for d in /dev/shm /tmp; do
+    if q=$(mktemp "$d/gpudoctor-smi.XXXXXX" 2>/dev/null); then break; fi
+    q=""
+  done
+  if [ -n "$q" ]; then
+    { "$smi" --query-gpu=uuid,pci.bus_id,name --format=csv,noheader >"$q" 2>&1; echo "$?" >"$q.rc"; } &
+  fi
   out=$("$smi" -L 2>&1); rc=$?
   echo "@@smi-L $rc"
   printf '%s\n' "$out" | head -n 64
-  out=$("$smi" --query-gpu=uuid,pci.bus_id,name --format=csv,noheader 2>&1); rc=$?
+  if [ -n "$q" ]; then
+    wait
+    out=$(cat "$q" 2>/dev/null); rc=$(cat "$q.rc" 2>/dev/null); rm -f "$q" "$q.rc"
+  else
+    out=$("$smi" --query-gpu=uuid,pci.bus_id,name --format=csv,noheader 2>&1); rc=$?
+  fi
   echo "@@smi-query $rc"
   printf '%s\n' "$out" | head -n 64
 fi
