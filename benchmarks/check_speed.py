@@ -205,6 +205,7 @@ def main() -> int:
             ratio = medians[num] / medians[base]
             ratios[goal] = {"ratio": round(ratio, 3), "against": base, "goal": limit, "met": ratio <= limit}
         out = {"repeat": a.repeat, "medians_s": medians, "ratios": ratios, "failures": failures,
+               "samples_s": {k: [round(x, 4) for x in v] for k, v in times.items()},
                "breakdown": breakdown(cmds["check"], env), "breakdown_no_probes": breakdown(cmds["no_probes"], env),
                "gpus": a.gpus or a.sim,
                "where": "simulated hosts (tests/sim)" if a.sim else os.environ.get("DOCKER_HOST", "default socket")}

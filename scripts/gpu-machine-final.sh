@@ -22,7 +22,7 @@ export PYTHONPATH=/opt/gpudoctor-site:/opt/gpuhost/site
 out=${OUT:-/tmp}
 python3 scripts/gpu-machine-checks.py --engine "$engine" --state "$state" --out "$out"
 bench() {  # $1: the gpudoctor command, $2: the JSON file
-  python3 -P benchmarks/check_speed.py --image probe:glibc --gpus --sim-ratio --warm 1 --repeat 5 --gpudoctor "$1" \
+  python3 -P benchmarks/check_speed.py --image probe:glibc --gpus --sim-ratio --warm 1 --repeat "${REPEAT:-5}" --gpudoctor "$1" \
     --json "$2" 2>&1 | tail -30
 }
 if [ "$installs" != venv ]; then echo "== gpudoctor in the machine's Python environment"; bench "python3 -P -m gpudoctor" "$out/speed.json"; fi
