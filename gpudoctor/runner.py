@@ -86,8 +86,8 @@ def _start_early(host: Host, options: Mapping[str, Any], request: RunRequest) ->
 
     An unfiltered run gathers every built-in fact (the built-in checks need each; tests/test_engine.py holds them
     to it; plugins may add facts, started once they are loaded): the probe containers first of all, as soon as
-    their own fact modules are loaded (facts/probe_chain.py), then every other fact as its module loads, and the
-    checks load while those wait on the machine. A run narrowed by --only/--skip needs what its checks need, and
+    their own fact modules are loaded (facts/probe_chain.py), then every other fact once the other fact modules are
+    loaded, and the checks load while those wait on the machine. A run narrowed by --only/--skip needs what its checks need, and
     starts nothing it may not need (no probe containers for `--only nvml`)."""
     if request.only or request.skip:
         return None

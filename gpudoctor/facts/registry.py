@@ -65,7 +65,7 @@ def fact(name: str, timeout_s: float = 15.0) -> Callable[[Callable[["FactContext
 
 def registered_facts() -> Mapping[str, FactSpec]:
     _load_builtin_facts()
-    return dict(_REGISTRY)
+    return loaded_facts()
 
 
 def loaded_facts() -> Mapping[str, FactSpec]:
