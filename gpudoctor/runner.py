@@ -76,8 +76,8 @@ def root_problem(root: str) -> str | None:
     return None
 
 
-# How long a run waits for its probe containers to be under way before it loads its checks (CPU work that
-# would otherwise delay the probes' own preparation); past it, the checks load anyway.
+# How long a run waits for its probe containers to be under way before it loads the other fact modules and its
+# checks (CPU work that would otherwise delay the probes' own preparation); past it, they load anyway.
 EARLY_WAIT_S = 3.0
 
 
@@ -86,8 +86,8 @@ def _start_early(host: Host, options: Mapping[str, Any], request: RunRequest) ->
 
     An unfiltered run gathers every built-in fact (the built-in checks need each; tests/test_engine.py holds them
     to it; plugins may add facts, started once they are loaded): the probe containers first of all, as soon as
-    their own fact modules are loaded (facts/probe_chain.py), then every other fact once the other fact modules are
-    loaded, and the checks load while those wait on the machine. A run narrowed by --only/--skip needs what its checks need, and
+    their own fact modules are loaded (facts/probe_chain.py), then, once the containers are on their way, every
+    other fact, and the checks load while those wait on the machine. A run narrowed by --only/--skip needs what its checks need, and
     starts nothing it may not need (no probe containers for `--only nvml`)."""
     if request.only or request.skip:
         return None
@@ -95,8 +95,10 @@ def _start_early(host: Host, options: Mapping[str, Any], request: RunRequest) ->
 
     gathering = Gathering(host, FactOptions(options), loaded_facts(), load_rest=registered_facts)
     gathering.start(["probes", "docker", "nvml", "devices"])
-    gathering.start(gathering.load_more())
+    # Loading the other fact modules is CPU work that would hold up the facts the probes wait on (the daemon's
+    # answers, the device nodes: threads of this process): the probes first, then the rest.
     gathering.wait_under_way("probes", EARLY_WAIT_S)
+    gathering.start(gathering.load_more())
     return gathering
 
 
