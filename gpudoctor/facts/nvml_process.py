@@ -13,10 +13,12 @@ import atexit
 import os
 import subprocess
 import sys
+import threading
 import time
 
 # One worker started before the CLI loaded, with the monotonic time it was started; taken at most once.
 _early: tuple["subprocess.Popen[bytes]", float] | None = None
+_early_lock = threading.Lock()  # the fact's adoption and the exit's discard may meet
 
 
 def worker_command() -> tuple[list[str], dict[str, str]]:
@@ -68,7 +70,8 @@ def start_early() -> None:
 def adopt() -> tuple["subprocess.Popen[bytes]", float] | None:
     """The early worker and when it started, once; None when there is none (or it was taken)."""
     global _early
-    taken, _early = _early, None
+    with _early_lock:
+        taken, _early = _early, None
     return taken
 
 
