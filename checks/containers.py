@@ -13,6 +13,7 @@ from ..checking import Check, check
 from ..facts.platform import PlatformFacts
 from ..facts.probes import ProbeFacts
 from ..install import Distro
+from .docker import host_distro
 from ..gpu_requests.behaviour import predict
 from ..gpu_requests.request import env_mapping
 from ..gpu_requests.stack import StackState, stack_from_facts
@@ -183,8 +184,8 @@ def _form_check(check_id: str, title: str, after: tuple[str, ...], doc: str) -> 
     def fn(probes: ProbeFacts, docker: Any, dockerd_process: Any, toolkit: Any, cdi: Any,
            platform: PlatformFacts | None = None) -> Iterable[Result]:
         # A remote daemon's host is not this machine: its distro is unknown here.
-        distro = platform.distro if platform is not None and not getattr(docker, "is_remote", False) else None
-        return judge_check(probes, check_id, stack_from_facts(docker, dockerd_process, toolkit, cdi), distro)
+        return judge_check(probes, check_id, stack_from_facts(docker, dockerd_process, toolkit, cdi),
+                           host_distro(docker, platform))
 
     fn.__doc__ = doc
     return check(check_id, title, layer=Layer.CONTAINERS, needs=STACK_FACTS, after=after)(fn)

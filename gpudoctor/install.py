@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .links import DRIVER_GUIDE, TOOLKIT_INSTALL
+from .links import TOOLKIT_INSTALL
 
 APT, DNF, ZYPPER = "apt", "dnf", "zypper"
 _FAMILIES = {
@@ -142,28 +142,23 @@ _ARCH = "$(uname -m | sed s/aarch64/sbsa/)"
 OPEN_DRIVER, PROPRIETARY_DRIVER = "nvidia-open", "cuda-drivers"
 
 
+def _cuda_repo_prefix(distro_id: str) -> str | None:
+    """The repository directory's name before its version: the RHEL rebuilds share RHEL's, SUSE's flavours theirs."""
+    if distro_id in ("ubuntu", "debian", "fedora", "amzn"):
+        return distro_id
+    if distro_id in ("rhel", "rocky", "almalinux", "centos", "ol"):
+        return "rhel"
+    return next((p for p in ("sles", "opensuse") if distro_id.startswith(p)), None)
+
+
 def cuda_repo_name(distro: Distro | None) -> str:
     """The directory of NVIDIA's CUDA repository for this distro ("ubuntu2404", "debian12", "rhel9", "fedora41",
     "amzn2023", "sles15", "opensuse15"), or "$distro" where os-release does not say."""
-    if distro is None or not distro.id:
-        return "$distro"
-    version = distro.version_id or ""
-    major = version.split(".")[0]
-    if distro.id == "ubuntu":
-        return f"ubuntu{version.replace('.', '')}" if version else "$distro"
-    if distro.id == "debian":
-        return f"debian{major}" if major else "$distro"
-    if distro.id == "fedora":
-        return f"fedora{major}" if major else "$distro"
-    if distro.id == "amzn":
-        return f"amzn{major}" if major else "$distro"
-    if distro.id in ("rhel", "rocky", "almalinux", "centos", "ol"):
-        return f"rhel{major}" if major else "$distro"
-    if distro.id.startswith("sles") or distro.id == "sles":
-        return f"sles{major}" if major else "$distro"
-    if distro.id.startswith("opensuse"):
-        return f"opensuse{major}" if major else "$distro"
-    return "$distro"
+    prefix = _cuda_repo_prefix(distro.id) if distro is not None and distro.id else None
+    version = (distro.version_id or "") if distro is not None else ""
+    # Ubuntu's directory names the whole release ("2404"); the others their major version only.
+    suffix = version.replace(".", "") if prefix == "ubuntu" else version.split(".")[0]
+    return f"{prefix}{suffix}" if prefix and suffix else "$distro"
 
 
 def driver_repository(distro: Distro | None) -> tuple[str, ...]:
@@ -233,5 +228,3 @@ def driver_remove(distro: Distro | None) -> str:
         APT: "sudo apt-get remove --purge '^nvidia-driver-[0-9]+' '^nvidia-utils-[0-9]+' '^libnvidia-compute-[0-9]+'",
     })
 
-
-DRIVER_INSTALL_GUIDE = DRIVER_GUIDE

@@ -91,10 +91,10 @@ def _start_early(host: Host, options: Mapping[str, Any], request: RunRequest) ->
     starts nothing it may not need (no probe containers for `--only nvml`)."""
     if request.only or request.skip:
         return None
-    from .facts import probe_chain  # noqa: F401  (registers the facts the probes wait on)
+    from .facts import probe_chain  # registers the facts the probes wait on
 
     gathering = Gathering(host, FactOptions(options), loaded_facts(), load_rest=registered_facts)
-    gathering.start(["probes", "docker", "nvml", "devices"])
+    gathering.start(probe_chain.FACTS)
     # Loading the other fact modules is CPU work that would hold up the facts the probes wait on (the daemon's
     # answers, the device nodes: threads of this process): the probes first, then the rest.
     gathering.wait_under_way("probes", EARLY_WAIT_S)

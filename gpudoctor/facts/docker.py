@@ -11,7 +11,7 @@ from __future__ import annotations
 import functools
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, Mapping
 
 from .docker_client import (
@@ -264,7 +264,7 @@ def parse_version_info(
 
 def _endpoint(ctx: FactContext) -> Endpoint:
     raw = ctx.host.call("docker.endpoint", [], lambda: resolve_endpoint().to_dict(), expect=dict)
-    return Endpoint(raw["host"], raw["source"], raw.get("context"), bool(raw.get("tls_verify")), raw.get("cert_path"))
+    return Endpoint.from_dict(raw)
 
 
 def _api(op: str, timeout_s: float) -> Any:
@@ -385,7 +385,7 @@ def _fallback_endpoint(ctx: FactContext, ep: Endpoint) -> Endpoint | None:
         raw = ctx.host.call("docker.endpoint.fallback", [], lambda: resolve_endpoint(False).to_dict(), expect=dict)
     except (HostCallError, NotRecorded):  # a broken context; a bundle from before this question
         return None
-    return Endpoint(raw["host"], raw["source"], raw.get("context"), bool(raw.get("tls_verify")), raw.get("cert_path"))
+    return Endpoint.from_dict(raw)
 
 
 def _alternatives(ctx: FactContext, ep: Endpoint, uid: int | None) -> tuple[SocketAnswer, ...]:
@@ -473,8 +473,6 @@ def docker_fact(ctx: FactContext) -> DockerFacts:
 
 def _located(ctx: FactContext, docker: DockerFacts) -> DockerFacts:
     """The daemon's host judged against this machine's name and kernel (facts/locality.py)."""
-    from dataclasses import replace
-
     try:
         ident = ctx.get("host_identity")
         this_host, this_kernel = ident.hostname, ident.kernel

@@ -19,7 +19,7 @@ import os
 import socket
 import threading
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Mapping
 from urllib.parse import urlparse
 
 from .host import HostCallError
@@ -86,6 +86,11 @@ class Endpoint:
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "scheme": self.scheme, "socket_path": self.socket_path, "is_local": self.is_local}
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> Endpoint:
+        """The endpoint `to_dict` wrote (a recorded answer)."""
+        return cls(raw["host"], raw["source"], raw.get("context"), bool(raw.get("tls_verify")), raw.get("cert_path"))
 
 
 def _docker_config_dir() -> str:

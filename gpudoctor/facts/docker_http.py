@@ -72,8 +72,7 @@ def exchange(
             sock.connect(socket_path)
             sock.sendall(head.encode("ascii") + b"\r\n" + payload)
         except socket.timeout:
-            raise TimedOut(f"UnixHTTPConnectionPool(host='localhost', port=None): Read timed out. "
-                           f"(read timeout={timeout_s})") from None
+            raise _timed_out(timeout_s) from None
         chunks: list[bytes] = []
         size = 0
         try:
@@ -86,14 +85,17 @@ def exchange(
                 if size > MAX_REPLY_BYTES:
                     raise Unanswered("reply too large")
         except socket.timeout:
-            # requests' ReadTimeout text, as the SDK would have raised it (docker_client.classify: "timeout").
-            raise TimedOut(f"UnixHTTPConnectionPool(host='localhost', port=None): Read timed out. "
-                           f"(read timeout={timeout_s})") from None
+            raise _timed_out(timeout_s) from None
     finally:
         sock.close()
     if not chunks:
         raise ConnectionResetError("Connection aborted: the daemon closed the connection without a response")
     return _decode(b"".join(chunks))
+
+
+def _timed_out(timeout_s: float) -> TimedOut:
+    """requests' ReadTimeout text, as the SDK would have raised it (docker_client.classify: "timeout")."""
+    return TimedOut(f"UnixHTTPConnectionPool(host='localhost', port=None): Read timed out. (read timeout={timeout_s})")
 
 
 def _decode(raw: bytes) -> tuple[int, dict[str, str], bytes]:

@@ -6,3 +6,6 @@ daemon creates the containers. A fact asked for that is not among them is still 
 the rest first (`FactContext._start`), so this list only decides how early the containers start."""
 
 from . import identity, kernel, devices, nvml, docker, probes  # noqa: F401
+
+# Started together rather than one after another as the probes fact asks for them (the others it asks start then).
+FACTS = ("probes", "docker", "nvml", "devices")

@@ -21,6 +21,7 @@ import os
 from typing import Any, Mapping, Sequence
 
 from ..facts.docker_client import _docker_config_dir, fast_socket, known_api_version, to_host_call_error
+from ..gpu_requests.stack import version_tuple
 
 # docker-py's messages, so that an outcome reads the same whichever client made the call.
 NO_DEVICE_REQUESTS = "device_requests param is not supported in API versions < 1.40"
@@ -48,13 +49,6 @@ def _bytes(size: str) -> int:
     return int(text)
 
 
-def _version_below(version: str, limit: str) -> bool:
-    try:
-        return tuple(int(p) for p in version.split(".")) < tuple(int(p) for p in limit.split("."))
-    except ValueError:
-        return False
-
-
 def container_config(
     image: str, api_version: str, *, entrypoint: Sequence[str] | None, command: Sequence[str],
     environment: Sequence[str], labels: Mapping[str, str], user: str | None, memory: str, pids_limit: int,
@@ -77,7 +71,8 @@ def container_config(
     if runtime:
         host_config["Runtime"] = runtime
     if device_requests:
-        if _version_below(api_version, "1.40"):
+        negotiated = version_tuple(api_version)
+        if negotiated is not None and negotiated < (1, 40):
             raise CallFailed(NO_DEVICE_REQUESTS, None)
         host_config["DeviceRequests"] = [
             {
@@ -185,9 +180,9 @@ class SdkApi:
         try:
             return fn(*args, **kwargs)
         except docker.errors.ImageNotFound as e:
-            raise CallFailed(_sdk_explanation(e), None) from None
+            raise CallFailed(sdk_explanation(e), None) from None
         except docker.errors.APIError as e:
-            raise CallFailed(_sdk_explanation(e), getattr(getattr(e, "response", None), "status_code", None)) from None
+            raise CallFailed(sdk_explanation(e), getattr(getattr(e, "response", None), "status_code", None)) from None
         except docker.errors.InvalidVersion as e:
             raise CallFailed(str(e), None) from None
         except Exception as e:  # requests' and the OS's: no answer in time, or none possible
@@ -214,7 +209,8 @@ class SdkApi:
         return list(self._do(self.api.containers, all=True, filters={"label": label}))
 
 
-def _sdk_explanation(exc: BaseException) -> str:
+def sdk_explanation(exc: BaseException) -> str:
+    """The daemon's own words for an SDK APIError (`explanation`), else the exception text."""
     text = getattr(exc, "explanation", None)
     if isinstance(text, bytes):
         text = text.decode("utf-8", "replace")

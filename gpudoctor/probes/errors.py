@@ -14,7 +14,7 @@ from typing import Callable
 
 from ..gpu_requests import texts
 from ..gpu_requests.texts import HOOK_REFUSAL
-from ..install import Distro, TOOLKIT_PACKAGES, kernel_headers, toolkit_install, toolkit_reinstall, toolkit_upgrade, where
+from ..install import Distro, TOOLKIT_PACKAGES, module_rebuild, toolkit_install, toolkit_reinstall, toolkit_upgrade, where
 from ..links import TOOLKIT_CDI, TOOLKIT_INSTALL, TOOLKIT_TROUBLESHOOTING
 from ..model import Fix
 
@@ -37,6 +37,15 @@ class Cause:
 def _installing(make: Callable[[Distro | None], Fix], cause_id: str, summary: str, layer_check: str | None) -> Cause:
     """A cause whose fix installs packages: built for the host's distro by `Cause.fix_on`."""
     return Cause(cause_id, summary, make(None), layer_check, fix_for=make)
+
+
+def _runtime_reinstall_fix(d: Distro | None) -> Fix:
+    """The registered runtime's binary is missing (whether by its path or on dockerd's PATH): reinstall it."""
+    return Fix(
+        f"Reinstall the toolkit so the runtime binary exists, or fix its path in /etc/docker/daemon.json {where(d)}.",
+        (*toolkit_reinstall(d), "sudo systemctl restart docker"),
+        TOOLKIT_INSTALL,
+    )
 
 
 _RULES: list[tuple[re.Pattern[str], Cause]] = []
@@ -179,7 +188,7 @@ _rule(
         lambda d: Fix(
             f"Load the driver (rebuilding it for the running kernel if modprobe fails) and make sure its libraries "
             f"are installed {where(d)}.",
-            ("sudo modprobe nvidia", kernel_headers(d), "sudo dkms autoinstall", "ldconfig -p | grep libnvidia-ml.so.1"),
+            ("sudo modprobe nvidia", *module_rebuild(d), "ldconfig -p | grep libnvidia-ml.so.1"),
             TOOLKIT_TROUBLESHOOTING,
         ),
         "kmod-or-nvml-missing",
@@ -203,11 +212,7 @@ _rule(
 _rule(
     r'error while looking up the specified runtime path: exec: "([^"]+)": executable file not found',
     _installing(
-        lambda d: Fix(
-            f"Reinstall the toolkit so the runtime binary exists, or fix its path in /etc/docker/daemon.json {where(d)}.",
-            (*toolkit_reinstall(d), "sudo systemctl restart docker"),
-            TOOLKIT_INSTALL,
-        ),
+        _runtime_reinstall_fix,
         "runtime-or-hook-binary-missing",
         "the registered runtime's binary is missing",
         "docker.runtime.nvidia",
@@ -311,11 +316,7 @@ _rule(
 _rule(
     r'exec: "(nvidia-container-runtime[^"]*)": executable file not found',
     _installing(
-        lambda d: Fix(
-            f"Reinstall the toolkit so the runtime binary exists, or fix its path in /etc/docker/daemon.json {where(d)}.",
-            (*toolkit_reinstall(d), "sudo systemctl restart docker"),
-            TOOLKIT_INSTALL,
-        ),
+        _runtime_reinstall_fix,
         "runtime-or-hook-binary-missing",
         "the registered nvidia runtime's binary is not on dockerd's PATH",
         "docker.runtime.nvidia",

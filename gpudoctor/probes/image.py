@@ -321,6 +321,7 @@ def ensure_host_image(root: str = "/", timeout_s: float = 60.0) -> dict[str, Any
 
     from ..facts.docker_client import to_host_call_error
     from . import runner
+    from .api import sdk_explanation
 
     started = time.monotonic()
     try:
@@ -345,7 +346,7 @@ def ensure_host_image(root: str = "/", timeout_s: float = 60.0) -> dict[str, Any
                 api.import_image_from_data(inputs.tar(), repository=repository, tag=tag, changes=changes)
             except docker.errors.APIError as e:
                 return {"image": inputs.tag, "present": False, "built": False, "pulled": False, "id": None, "env": [],
-                        "error": f"the daemon refused to import it: {runner._explain(e)}", **about}
+                        "error": f"the daemon refused to import it: {sdk_explanation(e)}", **about}
             built = True
         info = runner.ensure_image(inputs.tag, False, timeout_s)
         if built and info.get("id"):

@@ -33,6 +33,7 @@ from typing import Any, Mapping
 
 from ..facts.docker_client import open_client, to_host_call_error
 from ..facts.host import HostCallError
+from .api import sdk_explanation
 
 LABEL = "io.gpudoctor.probe"
 OWNER_LABEL = "io.gpudoctor.owner"
@@ -535,11 +536,11 @@ def ensure_image(image: str, pull: bool, timeout_s: float = 30.0) -> dict[str, A
             info = api.inspect_image(image)
             pulled = True
         except Exception as e:
-            return {**absent, "error": _explain(e)}
+            return {**absent, "error": sdk_explanation(e)}
     except docker.errors.APIError as e:
         # The daemon answered, and refused the name itself ("invalid reference format: repository name
         # must be lowercase"): the image is unusable, the daemon is fine.
-        return {**absent, "error": _explain(e), "invalid": True}
+        return {**absent, "error": sdk_explanation(e), "invalid": True}
     except Exception as e:
         raise to_host_call_error(e) from None
     return _image_answer(image, info, pulled)
@@ -557,14 +558,6 @@ def _image_answer(image: str, info: Mapping[str, Any], pulled: bool) -> dict[str
         "entrypoint": config.get("Entrypoint"),
         "architecture": info.get("Architecture"),
     }
-
-
-def _explain(exc: BaseException) -> str:
-    """The daemon's own words for an APIError (`explanation`), else the exception text."""
-    text = getattr(exc, "explanation", None)
-    if isinstance(text, bytes):
-        text = text.decode("utf-8", "replace")
-    return str(text or exc).strip()
 
 
 # Where a probe can hang, and what a hang there usually is (a daemon that answers nothing at all is
