@@ -14,15 +14,16 @@ same name). It returns one `Result` or several; it never reads the machine.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Callable, Iterable, Union
 
+from .frozen import frozen
 from .model import CheckInfo, Layer, Result
 
 CheckReturn = Union[Result, Iterable[Result]]
 
 
-@dataclass(frozen=True)
+@frozen
 class Check:
     info: CheckInfo
     fn: Callable[..., CheckReturn]

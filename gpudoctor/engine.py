@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import time
 import traceback
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Callable, Iterable, Mapping, Sequence
 
 from . import __version__
+from .frozen import frozen
 from .checking import Check, as_results, check
 from .facts.host import Host
 from .facts.registry import FactOptions, FactSet, Gathering, gather
@@ -23,7 +24,7 @@ from .model import OUTSIDE_HOST, CheckInfo, CheckOutcome, Fix, Layer, Report, Re
 PLUGIN_GROUP = "gpudoctor.checks"
 
 
-@dataclass(frozen=True)
+@frozen
 class LoadedChecks:
     checks: tuple[Check, ...]
 

@@ -9,9 +9,10 @@ not a `gpudoctor.report/v1` object is listed as unreadable with the reason, neve
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Iterable, Mapping
 
+from .frozen import frozen
 from .model import REPORT_SCHEMA, Layer, Status, worst
 
 # A report of a host with 8 GPUs and every form probed is about 300 KB; 64 MiB leaves room and stops a runaway.
@@ -20,7 +21,7 @@ MAX_REPORT_BYTES = 64 << 20
 MAX_STDIN_BYTES = 1 << 30
 
 
-@dataclass(frozen=True)
+@frozen
 class HostRow:
     """One host as its report says it: readiness, root cause and the worst status per layer."""
 
@@ -40,13 +41,13 @@ class HostRow:
         return tuple(name for name, status in self.layers.items() if status.is_problem)
 
 
-@dataclass(frozen=True)
+@frozen
 class Unreadable:
     source: str
     problem: str
 
 
-@dataclass(frozen=True)
+@frozen
 class RootCauseGroup:
     root_cause: str
     layer: str | None
@@ -54,7 +55,7 @@ class RootCauseGroup:
     hosts: tuple[str, ...]
 
 
-@dataclass(frozen=True)
+@frozen
 class Fleet:
     hosts: tuple[HostRow, ...]
     unreadable: tuple[Unreadable, ...] = ()

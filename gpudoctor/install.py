@@ -15,8 +15,8 @@ read by the platform fact. Pure: no I/O.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
+from .frozen import frozen
 from .links import TOOLKIT_INSTALL
 
 APT, DNF, ZYPPER = "apt", "dnf", "zypper"
@@ -30,7 +30,7 @@ TOOLKIT_PACKAGES = ("nvidia-container-toolkit", "nvidia-container-toolkit-base",
 _REPO = "https://nvidia.github.io/libnvidia-container"
 
 
-@dataclass(frozen=True)
+@frozen
 class Distro:
     """What /etc/os-release says (None when it could not be read: a replay of an older bundle, a bare root)."""
 

@@ -7,8 +7,10 @@ here decides anything about a host: checks decide, renderers render.
 from __future__ import annotations
 
 import enum
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Mapping
+
+from .frozen import frozen
 
 
 class Status(str, enum.Enum):
@@ -72,7 +74,7 @@ _LAYER_LABELS = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class Fix:
     """What to do: one or two imperative sentences, literal commands, and where the rule comes from."""
 
@@ -84,7 +86,7 @@ class Fix:
         return {"summary": self.summary, "commands": list(self.commands), "link": self.link}
 
 
-@dataclass(frozen=True)
+@frozen
 class Result:
     """One finding of one check.
 
@@ -139,7 +141,7 @@ def _norm(kw: dict[str, Any]) -> dict[str, Any]:
     return kw
 
 
-@dataclass(frozen=True)
+@frozen
 class CheckInfo:
     """What a check is, independent of any run (used by `gpudoctor list` and `explain`)."""
 
@@ -167,7 +169,7 @@ class CheckInfo:
 OUTSIDE_HOST = "outside_host"
 
 
-@dataclass(frozen=True)
+@frozen
 class CheckOutcome:
     """A check and the results it produced in one run."""
 
@@ -199,7 +201,7 @@ class CheckOutcome:
         }
 
 
-@dataclass(frozen=True)
+@frozen
 class Verdict:
     """The closing line: ready or not, and if not, the lowest broken layer and its fix."""
 
@@ -245,7 +247,7 @@ REPORT_SCHEMA = "gpudoctor.report/v1"
 EXIT_PARTIAL = 4
 
 
-@dataclass(frozen=True)
+@frozen
 class Report:
     outcomes: tuple[CheckOutcome, ...]
     verdict: Verdict

@@ -10,16 +10,17 @@ import json
 from collections import Counter
 import os
 import time
-from dataclasses import asdict, dataclass, field, is_dataclass, replace
+from dataclasses import asdict, field, is_dataclass, replace
 from typing import Any, Mapping, Sequence
 
 from . import __version__
+from .frozen import frozen
 from .facts.host import BundleError, Host, LiveHost, RecordingHost, ReplayHost
 from .facts.registry import FactOptions, FactSet, Gathering, loaded_facts, registered_facts
 from .model import Report, Status, Verdict
 
 
-@dataclass(frozen=True)
+@frozen
 class RunRequest:
     root: str = "/"
     replay: str | None = None
@@ -28,7 +29,7 @@ class RunRequest:
     options: Mapping[str, Any] = field(default_factory=dict)
 
 
-@dataclass(frozen=True)
+@frozen
 class CheckRun:
     report: Report | None
     facts: FactSet | None
@@ -36,7 +37,7 @@ class CheckRun:
     usage: bool = False  # the problem is the user's request, not the tool (exit 2, not 3)
 
 
-@dataclass(frozen=True)
+@frozen
 class FactsRun:
     facts_json: str
     answers: int = 0

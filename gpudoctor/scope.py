@@ -11,16 +11,17 @@ layers it could not judge and where to run gpudoctor to judge them.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Mapping
 
+from .frozen import frozen
 from .model import CheckOutcome, Layer, Status, Verdict, skipped
 
 # The layers read from this machine's files, kernel and NVML.
 HOST_LAYERS = (Layer.PLATFORM, Layer.PCI, Layer.KERNEL, Layer.DEVICES, Layer.NVML, Layer.TOOLKIT, Layer.CDI)
 
 
-@dataclass(frozen=True)
+@frozen
 class Scope:
     """Where the layers were read. `remote_reason` is set when the daemon's host is not this machine."""
 

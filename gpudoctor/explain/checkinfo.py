@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import difflib
 import re
-from dataclasses import dataclass
 from typing import Any, Sequence
 
+from ..frozen import frozen
 
-@dataclass(frozen=True)
+
+@frozen
 class CheckDoc:
     id: str
     title: str

@@ -12,8 +12,8 @@ Pure: no I/O. `parse_gpus_value` returns the DeviceRequest or the CLI's exact re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
+from ..frozen import frozen
 from .gocompat import GoCsvError, atoi_error, csv_read_record, go_quote
 from .model import DeviceRequest
 
@@ -22,7 +22,7 @@ KNOWN_KEYS = ("count", "device", "capabilities", "driver", "options")
 CLI_EXIT_CODE = 125
 
 
-@dataclass(frozen=True)
+@frozen
 class GpusRejection:
     """Why the CLI refuses the value; `message` is what modern CLIs print, `legacy` older ones."""
 
@@ -36,7 +36,7 @@ class GpusRejection:
         return f"invalid argument {go_quote(self.value)} for \"--gpus\" flag: {msg}"
 
 
-@dataclass(frozen=True)
+@frozen
 class GpusParse:
     value: str
     fields: tuple[str, ...]  # the CSV fields as the CLI saw them (empty if CSV failed)
@@ -123,7 +123,7 @@ def parse_gpus_value(value: str) -> GpusParse:
     return GpusParse(value, tuple(fields), req, None, tuple(bare))
 
 
-@dataclass(frozen=True)
+@frozen
 class GpusIntent:
     """What the writer most likely meant, read leniently from the raw text (for corrections only)."""
 

@@ -5,10 +5,10 @@ Frozen dataclasses only; nothing here parses, reads the host or renders.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 # The request itself and its spellings live in the domain package; explain reads them from there.
+from ..frozen import frozen
 from ..gpu_requests.request import DeviceRequest as DeviceRequest, ErrorText, GpuRequest, HostGpu
 from ..gpu_requests.behaviour import Prediction
 from ..gpu_requests.spelling import Correction
@@ -30,7 +30,7 @@ class ExplainInputError(Exception):
         return f"{self.message} (expected {self.expected})" if self.expected else self.message
 
 
-@dataclass(frozen=True)
+@frozen
 class Pitfall:
     id: str  # our id, e.g. "gpus.unquoted-device-list"
     failure_mode: str  # the name in failure-modes.md, e.g. "gpus-device-list-quoting"
@@ -54,7 +54,7 @@ class Pitfall:
         }
 
 
-@dataclass(frozen=True)
+@frozen
 class Requirement:
     """What the host must provide for this request form, and the error when it does not."""
 
@@ -65,7 +65,7 @@ class Requirement:
         return {"summary": self.summary, "errors": [{"text": e.text, "source": e.source, "versions": e.versions} for e in self.errors]}
 
 
-@dataclass(frozen=True)
+@frozen
 class HostView:
     """This host's GPUs, or None-ish when explaining in general terms."""
 
@@ -76,7 +76,7 @@ class HostView:
     stack: StackState | None = None  # what this host's engine and toolkit are; None: no daemon answered
 
 
-@dataclass(frozen=True)
+@frozen
 class Selection:
     """Which GPUs the container gets: in general terms, and on this host when known."""
 
@@ -88,7 +88,7 @@ class Selection:
         return {"general": self.general, "on_host": list(self.on_host) if self.on_host is not None else None, "visible_devices": self.visible_devices}
 
 
-@dataclass(frozen=True)
+@frozen
 class Explanation:
     input: str
     kind: str

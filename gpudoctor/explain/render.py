@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import io
 import json
-from dataclasses import dataclass
 from typing import Any, Sequence, Union
 
+from ..frozen import frozen
 from .checkinfo import CheckDoc
 from .model import ErrorText, Explanation
 
@@ -18,7 +18,7 @@ SCHEMA = "gpudoctor.explain/v1"
 KIND_WORDS = {"gpus": "--gpus value", "cmdline": "docker command line", "sdk": "Docker SDK (Python)", "compose": "Compose", "env": "NVIDIA_VISIBLE_DEVICES value", "check": "check id"}
 
 
-@dataclass(frozen=True)
+@frozen
 class InputProblem:
     """An input explain could not read (exit 2), or an unknown check id."""
 

@@ -10,9 +10,10 @@ their command only with --command (the probe runner runs it in place of the prob
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Mapping, Sequence
 
+from ..frozen import frozen
 from ..gpu_requests.behaviour import Prediction, predict, resolve_tokens
 from ..gpu_requests.request import GpuRequest, HostGpu
 from ..gpu_requests.stack import StackState
@@ -25,7 +26,7 @@ DEVICE_ENV_NAMES = ("CUDA_VISIBLE_DEVICES",)
 RUN_KEY = "explain-run"
 
 
-@dataclass(frozen=True)
+@frozen
 class RunPlan:
     """What `--run` will send, and what it leaves out."""
 
@@ -34,7 +35,7 @@ class RunPlan:
     why_not: str | None = None  # the request cannot be reproduced (a value decided at run time, a refused input)
 
 
-@dataclass(frozen=True)
+@frozen
 class RunResult:
     label: str
     image: str

@@ -30,9 +30,9 @@ from __future__ import annotations
 
 import ast
 import re
-from dataclasses import dataclass
 from typing import Any
 
+from ..frozen import frozen
 from .model import DeviceRequest, ErrorText, ExplainInputError, GpuRequest
 
 EXPECTED = (
@@ -54,7 +54,7 @@ SPLAT = "**"  # the kwargs key standing for `**name` whose contents are not lite
 _LINE_END = re.compile(r"(?<=\n)|(?<=\r)(?!\n)")
 
 
-@dataclass(frozen=True)
+@frozen
 class Unknown:
     """A value that is not a literal in the snippet (a variable, a call)."""
 
@@ -64,7 +64,7 @@ class Unknown:
         return f"<{self.source}>"
 
 
-@dataclass(frozen=True)
+@frozen
 class _HostConfigCall:
     kwargs: dict[str, Any]
     source: str

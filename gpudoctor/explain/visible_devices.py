@@ -11,8 +11,8 @@ accepted (R470+ drivers). The variable is read only by the NVIDIA runtime/hook.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from ..frozen import frozen
 from .model import ExplainInputError
 
 ENV_NAME = "NVIDIA_VISIBLE_DEVICES"
@@ -31,13 +31,13 @@ PATTERNS = (
 )
 
 
-@dataclass(frozen=True)
+@frozen
 class DeviceToken:
     text: str
     form: str  # all | none | void | index | gpu-uuid | mig-uuid | mig-index | pci | mig-legacy | cdi-name | uuid-prefix | unknown
 
 
-@dataclass(frozen=True)
+@frozen
 class VisibleDevices:
     raw: str
     mode: str  # all | none | void | list

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import errno
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Any, Mapping
 
+from ..frozen import frozen
 from .bounded import load_json, load_yaml
 from .docker import DOCKER_FACT_TIMEOUT_S
 from .registry import FactContext, FactMissing, fact
@@ -30,13 +31,13 @@ _DRIVER_VERSION_RE = re.compile(r"\.so\.(\d{3}\.\d+(?:\.\d+)?)$")
 _HOST_DRIVER_ARG_RE = re.compile(r"^--host-driver-version=(\S+)$")
 
 
-@dataclass(frozen=True)
+@frozen
 class CdiDevice:
     name: str
     device_nodes: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@frozen
 class CdiSpec:
     path: str
     format: str  # yaml | json
@@ -70,7 +71,7 @@ class CdiSpec:
         return tuple(f"{self.kind}={d.name}" for d in self.devices) if self.kind else ()
 
 
-@dataclass(frozen=True)
+@frozen
 class CdiFacts:
     dirs: tuple[str, ...]
     specs: tuple[CdiSpec, ...]

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import errno
 import json
-from dataclasses import dataclass
 from typing import Any, Mapping
 
+from ..frozen import frozen
 from .bounded import load_json
 from .docker import DOCKER_FACT_TIMEOUT_S, DockerFacts
 from .dockerd_process import DockerdProcess
@@ -36,7 +36,7 @@ EXPECTED_TYPES: dict[str, tuple[type, ...]] = {
 }
 
 
-@dataclass(frozen=True)
+@frozen
 class DaemonConfig:
     path: str | None
     path_source: str  # --config-file | rootless | snap | default | unknown

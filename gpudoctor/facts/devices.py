@@ -11,10 +11,10 @@ from __future__ import annotations
 import errno
 import os
 import re
-from dataclasses import dataclass
 from typing import Mapping
 
 # The NVIDIA majors live with the host-GPU model (a container sees a GPU as its node); nvidia-uvm's is dynamic.
+from ..frozen import frozen
 from ..gpu_requests.request import NVIDIA_MAJOR, NVIDIACTL_MINOR as NVIDIACTL_MINOR
 from .host import FileStat
 from .hostfiles import describe_oserror, list_dir, readlink
@@ -24,7 +24,7 @@ CONTROL_NODES = ("/dev/nvidiactl", "/dev/nvidia-uvm", "/dev/nvidia-uvm-tools")
 GPU_NODE_RE = re.compile(r"^nvidia(\d+)$")
 
 
-@dataclass(frozen=True)
+@frozen
 class DeviceNode:
     path: str
     exists: bool
@@ -49,7 +49,7 @@ class DeviceNode:
         return f"{self.mode:04o}" if self.mode is not None else "?"
 
 
-@dataclass(frozen=True)
+@frozen
 class DeviceFacts:
     dev_readable: bool
     dev_problem: str | None

@@ -11,9 +11,10 @@ from __future__ import annotations
 import functools
 import json
 import os
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Any, Mapping
 
+from ..frozen import frozen
 from .docker_client import (
     Endpoint,
     fast_socket,
@@ -58,14 +59,14 @@ ROOTLESS_DOCKER, ROOTLESS_PODMAN = "docker.sock", "podman/podman.sock"
 DOCKERD_CANDIDATES = ("/usr/bin/dockerd", "/usr/sbin/dockerd", "/usr/local/bin/dockerd", "/snap/bin/docker")
 
 
-@dataclass(frozen=True)
+@frozen
 class DockerRuntime:
     name: str
     path: str | None
     args: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@frozen
 class SocketAnswer:
     """A daemon socket other than the configured one, and whether a daemon answers there (`GET /_ping`)."""
 
@@ -82,7 +83,7 @@ class SocketAnswer:
         return self.state == "answers"
 
 
-@dataclass(frozen=True)
+@frozen
 class DockerFacts:
     """What the Docker daemon reports (or why it could not be asked)."""
 

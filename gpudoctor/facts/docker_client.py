@@ -18,10 +18,11 @@ import json
 import os
 import socket
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any, Mapping
 from urllib.parse import urlparse
 
+from ..frozen import frozen
 from .host import HostCallError
 
 DEFAULT_SOCKET = "/var/run/docker.sock"
@@ -43,7 +44,7 @@ KINDS = (
 )
 
 
-@dataclass(frozen=True)
+@frozen
 class Endpoint:
     """Where this run talks to the daemon, and why there."""
 

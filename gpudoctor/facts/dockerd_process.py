@@ -14,9 +14,10 @@ systemd socket activation that is pid 1, so then the pidfile named on the comman
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Mapping
 
+from ..frozen import frozen
 from .docker import DOCKER_FACT_TIMEOUT_S, DockerFacts
 from .docker_client import socket_peer_pid
 from .hostfiles import read_file
@@ -26,14 +27,14 @@ HOOKS = ("nvidia-container-runtime-hook", "nvidia-cdi-hook")
 DEFAULT_PIDFILE = "/var/run/docker.pid"
 
 
-@dataclass(frozen=True)
+@frozen
 class HookSighting:
     name: str
     path: str | None  # where dockerd's PATH finds it; None = not on that PATH
     changed_at: float | None  # st_ctime of the binary (≈ install time: dpkg keeps the build mtime)
 
 
-@dataclass(frozen=True)
+@frozen
 class DockerdProcess:
     found: bool
     reason: str | None = None  # why not found / what could not be known

@@ -25,9 +25,10 @@ import stat as stat_mod
 import subprocess
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict
 from typing import Any, Callable, Mapping, Sequence
 
+from ..frozen import frozen
 from .bounded import load_json, read_regular, resolve_in_root
 from .redact import redact
 
@@ -67,7 +68,7 @@ class BundleError(Exception):
     """A replay bundle that cannot be used (unreadable, not JSON, wrong format)."""
 
 
-@dataclass(frozen=True)
+@frozen
 class FileStat:
     kind: str  # file | dir | char | block | link | fifo | socket | other
     mode: int  # permission bits only (0o666)
@@ -79,7 +80,7 @@ class FileStat:
     mtime: float
 
 
-@dataclass(frozen=True)
+@frozen
 class CommandResult:
     argv: tuple[str, ...]
     rc: int

@@ -9,8 +9,8 @@ goes through `ctx.host`, so it works under `--root` and in replays.
 from __future__ import annotations
 
 import errno
-from dataclasses import dataclass
 
+from ..frozen import frozen
 from .host import Host
 
 # The usual homes of the driver's versioned userspace libraries (libnvidia-ml.so.<version>,
@@ -31,7 +31,7 @@ DRIVER_LIBRARY_DIRS = (
 SMALL_FILE_LIMIT = 64 * 1024
 
 
-@dataclass(frozen=True)
+@frozen
 class FileRead:
     """The outcome of reading one file: its text, or why there is none."""
 
@@ -68,7 +68,7 @@ def read_file(host: Host, path: str, limit: int = SMALL_FILE_LIMIT) -> FileRead:
         return FileRead(path, None, problem=describe_oserror(path, e))
 
 
-@dataclass(frozen=True)
+@frozen
 class DirList:
     path: str
     entries: tuple[str, ...]

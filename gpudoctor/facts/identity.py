@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 
+from ..frozen import frozen
 from .host import NotRecorded
 from .hostfiles import read_file
 from .registry import FactContext, fact
 
 
-@dataclass(frozen=True)
+@frozen
 class HostIdentity:
     hostname: str | None
     kernel: str | None

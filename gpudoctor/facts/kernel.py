@@ -15,9 +15,10 @@ NVML refuses to initialise (failure mode `driver-library-version-mismatch`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Mapping
 
+from ..frozen import frozen
 from .hostfiles import DRIVER_LIBRARY_DIRS, list_dir, read_file
 from .nvml import normalize_bus_id
 from .registry import FactContext, fact
@@ -41,14 +42,14 @@ _LOOSE_VERSION_RE = re.compile(r"\b(\d{2,4}\.\d{1,3}(?:\.\d{1,3})?)\b")
 _LIB_RE = re.compile(r"^libnvidia-ml\.so\.(\d+\.\d+(?:\.\d+)*)$")
 
 
-@dataclass(frozen=True)
+@frozen
 class ModuleVersion:
     raw: str  # the NVRM version line, as read
     version: str | None
     flavor: str | None  # "open" | "proprietary" | None (could not tell)
 
 
-@dataclass(frozen=True)
+@frozen
 class KernelGpu:
     """One GPU the NVIDIA driver probed (`/proc/driver/nvidia/gpus/<entry>/information`)."""
 
@@ -61,7 +62,7 @@ class KernelGpu:
     problem: str | None  # the information file was unreadable or made no sense
 
 
-@dataclass(frozen=True)
+@frozen
 class KernelFacts:
     modules: Mapping[str, bool]  # WATCHED_MODULES → loaded (per /proc/modules or /sys/module)
     proc_modules_problem: str | None

@@ -5,31 +5,31 @@ from __future__ import annotations
 import json
 import subprocess
 import time
-from dataclasses import dataclass
 from typing import Any, Mapping
 
 from . import nvml_process
+from ..frozen import frozen
 from .host import HostCallError
 from .registry import FactContext, fact
 
 NVML_WORKER_TIMEOUT_S = 20.0
 
 
-@dataclass(frozen=True)
+@frozen
 class NvmlError:
     code: int | None
     name: str  # e.g. driver-not-loaded, lib-rm-version-mismatch, library-not-found, timeout
     message: str
 
 
-@dataclass(frozen=True)
+@frozen
 class MigDevice:
     index: int
     uuid: str | None
     name: str | None
 
 
-@dataclass(frozen=True)
+@frozen
 class NvmlGpu:
     index: int
     uuid: str | None
@@ -67,7 +67,7 @@ def normalize_bus_id(bus_id: str) -> str:
     return ":".join(parts)
 
 
-@dataclass(frozen=True)
+@frozen
 class NvmlFacts:
     init_error: NvmlError | None
     driver_version: str | None

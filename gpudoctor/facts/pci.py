@@ -8,8 +8,8 @@ Source of the rules: failure-modes.md §0.3 and §1 (`no-nvidia-pci-function`,
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
+from ..frozen import frozen
 from .hostfiles import list_dir, read_file, readlink
 from .registry import FactContext, fact
 
@@ -20,7 +20,7 @@ CLASS_3D = 0x0302
 CLASS_BRIDGE_OTHER = 0x0680  # NVSwitch
 
 
-@dataclass(frozen=True)
+@frozen
 class PciFunction:
     address: str  # sysfs form, "0000:18:00.0"
     vendor: int
@@ -39,7 +39,7 @@ class PciFunction:
         return f"{self.address} ({self.pci_id})"
 
 
-@dataclass(frozen=True)
+@frozen
 class PciFacts:
     readable: bool  # could /sys/bus/pci/devices be listed at all?
     error: str | None  # why not

@@ -10,8 +10,8 @@ shadows them.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from ..frozen import frozen
 from ..install import Distro, parse_os_release
 from .host import NotRecorded
 from .hostfiles import DRIVER_LIBRARY_DIRS, list_dir, read_file
@@ -25,7 +25,7 @@ WSL_REQUIRED_LIBS = ("libcuda.so.1", "libnvidia-ml.so.1")
 _DISTRO_DRIVER_LIB = re.compile(r"^lib(nvidia-ml|cuda)\.so\.\d+\.\d+")
 
 
-@dataclass(frozen=True)
+@frozen
 class PlatformFacts:
     kind: str  # "linux" | "wsl2" | "wsl1"
     osrelease: str | None

@@ -12,9 +12,9 @@ In order (issue 10):
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable, Mapping
 
+from ..frozen import frozen
 from ..probes.cuda_images import REPOSITORY, cuda_text, known_tag, present_fit
 from .host import HostCallError
 from .registry import FactContext
@@ -22,7 +22,7 @@ from .registry import FactContext
 USER, LOCAL_CUDA, PULLED, HOST_BUILT = "user", "local-cuda", "pulled", "host-built"
 
 
-@dataclass(frozen=True)
+@frozen
 class ImageChoice:
     image: str | None
     info: Mapping[str, Any] | str  # runner.ensure_image's answer, or why the daemon could not be asked

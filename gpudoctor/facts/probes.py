@@ -17,9 +17,10 @@ from __future__ import annotations
 import os
 import time
 import threading
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Callable, Mapping, TypeVar
 
+from ..frozen import frozen
 from ..gpu_requests.request import HostGpu, host_gpus
 from ..probes.forms import FormContext, ProbeSpec, select_forms
 from .host import HostCallError, NotRecorded
@@ -41,7 +42,7 @@ DEADLINE_MARGIN_S = 12.0
 REMOTE_FORMS_REASON = "the daemon is remote: which GPUs its host has cannot be read from this machine"
 
 
-@dataclass(frozen=True)
+@frozen
 class ProbeFacts:
     enabled: bool
     reason: str | None = None  # why no probe ran

@@ -16,13 +16,14 @@ import sysconfig
 import threading
 import time
 import traceback
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Callable, Iterable, Mapping
 
+from ..frozen import frozen
 from .host import Host, NotRecorded
 
 
-@dataclass(frozen=True)
+@frozen
 class FactSpec:
     name: str
     fn: Callable[["FactContext"], Any]
@@ -30,7 +31,7 @@ class FactSpec:
     doc: str
 
 
-@dataclass(frozen=True)
+@frozen
 class FactError:
     """Why a fact has no value. `kind`: error | timeout | not-recorded | bad-answer (a replayed
     answer the fact could not use) | unknown. `trace`: where a crash happened ("file:line in
@@ -42,7 +43,7 @@ class FactError:
     trace: str = ""
 
 
-@dataclass(frozen=True)
+@frozen
 class FactOptions:
     """Run-wide settings that facts may read (probe image, forms, ...). Extended by later layers."""
 
@@ -215,7 +216,7 @@ class FactContext:
         return slot.value
 
 
-@dataclass(frozen=True)
+@frozen
 class FactSet:
     values: Mapping[str, Any]
     errors: Mapping[str, FactError]

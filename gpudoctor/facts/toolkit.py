@@ -11,9 +11,10 @@ from __future__ import annotations
 import errno
 import json
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import field, replace
 from typing import Any, Mapping
 
+from ..frozen import frozen
 from .at_once import map_at_once
 from .bounded import load_toml
 from .hostfiles import list_dir, read_file
@@ -92,7 +93,7 @@ _TYPE_TESTS = {
 _VERSION_RE = re.compile(r"version[:\s]+v?(\d+\.\d+\.\d+(?:[-~+.][0-9A-Za-z.~+-]*)?)", re.IGNORECASE)
 
 
-@dataclass(frozen=True)
+@frozen
 class ToolkitBinary:
     name: str
     path: str | None
@@ -105,7 +106,7 @@ class ToolkitBinary:
         return self.path is not None
 
 
-@dataclass(frozen=True)
+@frozen
 class ToolkitFacts:
     binaries: tuple[ToolkitBinary, ...]
     config_path: str

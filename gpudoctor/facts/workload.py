@@ -11,9 +11,10 @@ Its answer goes through `ctx.host.call("probe.workload")`, so support bundles re
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Mapping
 
+from ..frozen import frozen
 from ..probes.best import NOT_RECOMMENDED, verdicts_by_form, working_forms
 from ..probes.forms import FormContext, ProbeSpec, form
 from .host import HostCallError
@@ -24,7 +25,7 @@ WORKLOAD_TIMEOUT_S = 120.0
 FALLBACK_FORM = "gpus-all"
 
 
-@dataclass(frozen=True)
+@frozen
 class WorkloadFacts:
     enabled: bool
     reason: str | None = None  # why the command did not run

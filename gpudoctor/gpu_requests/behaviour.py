@@ -18,10 +18,10 @@ libnvidia-container 1.17.0, one H200; every state's ground truth in tests/fixtur
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 from . import texts
+from ..frozen import frozen
 from .request import DeviceRequest, ErrorText, GpuRequest, HostGpu
 from .stack import CDI_FROM, HOOK_REFUSING_MODES, RUNC_NAMES, StackState
 
@@ -56,7 +56,7 @@ BLAME_REACHABLE = "docker.reachable"
 GPUS_ALL = GpuRequest("gpus", "--gpus all", (DeviceRequest(count=-1, capabilities=(("gpu",),), origin="--gpus all"),))
 
 
-@dataclass(frozen=True)
+@frozen
 class Prediction:
     path: str
     refused: bool = False

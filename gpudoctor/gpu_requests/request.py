@@ -5,8 +5,10 @@ send them, and the behaviour model (behaviour.py) says what an engine and the to
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Mapping
+
+from ..frozen import frozen
 
 
 # DeviceRequest field → its HostConfig.DeviceRequests key; what to_api shows for a value not known statically.
@@ -14,7 +16,7 @@ API_NAMES = {"driver": "Driver", "count": "Count", "device_ids": "DeviceIDs", "c
 DECIDED_AT_RUN_TIME = "(decided at run time)"
 
 
-@dataclass(frozen=True)
+@frozen
 class DeviceRequest:
     """One `HostConfig.DeviceRequests` entry exactly as the client would send it.
 
@@ -56,7 +58,7 @@ class DeviceRequest:
         return self.driver == "cdi"
 
 
-@dataclass(frozen=True)
+@frozen
 class GpuRequest:
     """Everything GPU-related one container request asks for, whatever dialect it was written in."""
 
@@ -79,7 +81,7 @@ class GpuRequest:
         return value
 
 
-@dataclass(frozen=True)
+@frozen
 class ErrorText:
     """An exact message a tool prints, with who prints it and when."""
 
@@ -99,7 +101,7 @@ NVIDIA_MAJOR = 195
 NVIDIACTL_MINOR = 255
 
 
-@dataclass(frozen=True)
+@frozen
 class HostGpu:
     """One host GPU as NVML reports it: what requests name it by (index, UUID, PCI bus id), how containers see it
     (the `/dev/nvidia<minor>` node) and its MIG devices. Checks, probes and explain share this one view."""

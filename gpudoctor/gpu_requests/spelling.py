@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import json
 import shlex
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any
 
+from ..frozen import frozen
 
 
-@dataclass(frozen=True)
+
+@frozen
 class Correction:
     """The request spelled right, in every dialect. `meaning` says which intent it serves."""
 
@@ -27,7 +29,7 @@ class Correction:
         return {"meaning": self.meaning, "cli": self.cli, "sdk": self.sdk, "compose": self.compose, "notes": list(self.notes)}
 
 
-@dataclass(frozen=True)
+@frozen
 class Intent:
     meaning: str
     mode: str  # all | count | devices | cdi | env

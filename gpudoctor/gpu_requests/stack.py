@@ -7,8 +7,9 @@ the daemon and the runtime can resolve. Built from gathered facts; pure.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 from typing import Any
+
+from ..frozen import frozen
 
 RUNC_NAMES = ("runc", "io.containerd.runc.v2")
 # The toolkit's modes in which nvidia-container-runtime-hook refuses to run (toolkit cmd/nvidia-container-runtime-hook
@@ -33,7 +34,7 @@ def version_tuple(text: str | None) -> tuple[int, ...] | None:
     return tuple(int(x) for x in m.group(1).split(".")) if m else None
 
 
-@dataclass(frozen=True)
+@frozen
 class StackState:
     engine: tuple[int, ...] | None  # None: no daemon answered
     engine_text: str | None = None

@@ -12,9 +12,10 @@ Verdicts:
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any, Mapping, Sequence
 
+from ..frozen import frozen
 from ..gpu_requests.behaviour import Prediction
 from .errors import UNKNOWN, Cause, cause_for_blame, classify, strip_envelope
 from ..gpu_requests.request import HostGpu
@@ -24,7 +25,7 @@ from .parse import ProbeView, parse_probe_output
 WORKS, FAILS, MISMATCH, DEGRADED, NOT_RUN = "works", "fails", "mismatch", "degraded", "not-run"
 
 
-@dataclass(frozen=True)
+@frozen
 class Judgement:
     key: str
     verdict: str

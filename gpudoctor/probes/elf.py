@@ -9,7 +9,8 @@ tree's programs are never run: the answer is read from the file itself, as the l
 from __future__ import annotations
 
 import struct
-from dataclasses import dataclass
+
+from ..frozen import frozen
 
 PT_LOAD, PT_DYNAMIC, PT_INTERP = 1, 2, 3
 DT_NULL, DT_NEEDED, DT_STRTAB, DT_STRSZ, DT_RPATH, DT_RUNPATH = 0, 1, 5, 10, 15, 29
@@ -21,7 +22,7 @@ class NotElf(ValueError):
     """The bytes are not an ELF file this reader understands."""
 
 
-@dataclass(frozen=True)
+@frozen
 class ElfInfo:
     bits: int  # 32 or 64
     little_endian: bool

@@ -9,9 +9,10 @@ across versions (failure-modes.md §0.2). Pure: no I/O.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Callable
 
+from ..frozen import frozen
 from ..gpu_requests import texts
 from ..gpu_requests.texts import HOOK_REFUSAL
 from ..install import Distro, TOOLKIT_PACKAGES, module_rebuild, toolkit_install, toolkit_reinstall, toolkit_upgrade, where
@@ -19,7 +20,7 @@ from ..links import TOOLKIT_CDI, TOOLKIT_INSTALL, TOOLKIT_TROUBLESHOOTING
 from ..model import Fix
 
 
-@dataclass(frozen=True)
+@frozen
 class Cause:
     id: str  # a failure-mode name from failure-modes.md
     summary: str

@@ -18,9 +18,10 @@ How each form reaches the container (docs: moby daemon/nvidia_linux.go, failure-
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import field
 from typing import Any, Callable, Mapping, Sequence, TypeVar
 
+from ..frozen import frozen
 from ..gpu_requests.request import DeviceRequest, GpuRequest, HostGpu
 from ..gpu_requests.spelling import Intent, compose, request_flags, sdk
 
@@ -29,7 +30,7 @@ T = TypeVar("T")
 GPU_CAPS = [["gpu"]]
 
 
-@dataclass(frozen=True)
+@frozen
 class FormContext:
     gpus: tuple[HostGpu, ...]
     image: str
@@ -37,7 +38,7 @@ class FormContext:
     nvidia_runtime: bool  # a runtime named "nvidia" is registered
 
 
-@dataclass(frozen=True)
+@frozen
 class ProbeSpec:
     """One probe container: how to create it and what it should see."""
 
@@ -84,7 +85,7 @@ class ProbeSpec:
         }
 
 
-@dataclass(frozen=True)
+@frozen
 class RequestForm:
     id: str
     check_id: str

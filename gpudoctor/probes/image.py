@@ -33,9 +33,9 @@ import stat
 import tarfile
 import time
 from collections import deque
-from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
+from ..frozen import frozen
 from ..facts.bounded import resolve_in_root
 from .elf import ElfInfo, NotElf, read_elf
 
@@ -67,7 +67,7 @@ class ImageInputError(Exception):
     """The host lacks what the image needs (no shell, a library a tool names is missing, ...)."""
 
 
-@dataclass(frozen=True)
+@frozen
 class Member:
     """One entry of the image's file system."""
 
@@ -83,7 +83,7 @@ class Member:
         return [self.path, self.kind, self.mode, what]
 
 
-@dataclass(frozen=True)
+@frozen
 class ImageInputs:
     members: tuple[Member, ...]
     tools: str  # how the shell and tools were found, for the report
@@ -122,7 +122,7 @@ class ImageInputs:
 
 
 # -- reading the host's files under its root -------------------------------------------------------------------
-@dataclass(frozen=True)
+@frozen
 class _HostFile:
     path: str  # the host path asked for
     real: str  # where it is on this machine

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
 
+from ..frozen import frozen
 from ..gpu_requests.request import NVIDIA_MAJOR, NVIDIACTL_MINOR
 
 
-@dataclass(frozen=True)
+@frozen
 class SeenNode:
     """A device node as `ls -ln` showed it inside a probe container."""
 
@@ -17,7 +17,7 @@ class SeenNode:
     minor: int
 
 
-@dataclass(frozen=True)
+@frozen
 class SmiGpu:
     """One line of `nvidia-smi -L` (GPU or MIG device)."""
 
@@ -27,7 +27,7 @@ class SmiGpu:
     uuid: str
 
 
-@dataclass(frozen=True)
+@frozen
 class ProbeView:
     """What one probe container saw."""
 
