@@ -5,6 +5,7 @@ from __future__ import annotations
 import inspect
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,7 @@ from gpudoctor.facts.nvml import parse_snapshot
 from tests.sim.host import SIM_HOST_ENV, SimHost
 
 FAKE_DIR = Path(__file__).resolve().parent / "sim" / "fake_nvml"
+REPO = Path(__file__).resolve().parent.parent
 
 
 def _fake_module():
@@ -108,6 +110,28 @@ def test_the_product_runs_the_worker_without_site_and_it_still_finds_pynvml(tmp_
             "print(json.dumps([worker_command()[0], run_worker()]))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd="/", check=True)
     cmd, raw = json.loads(proc.stdout)
+    assert cmd[1:] == ["-S", "-m", "gpudoctor.facts.nvml_worker"]
+    facts = parse_snapshot(raw)
+    assert facts.ok and facts.device_count == 2, raw
+
+
+def test_the_worker_asks_the_pynvml_this_process_uses_when_gpudoctor_s_directory_holds_another(tmp_path):
+    """A venv holds gpudoctor and the real pynvml side by side; a pynvml handed on PYTHONPATH (the test bed's fake)
+    comes first for gpudoctor, so it must come first for its worker too (on the GPU machine the worker asked the
+    real NVML of a simulated host: its driver 'mismatched' the tree's)."""
+    site = tmp_path / "site"
+    shutil.copytree(REPO / "gpudoctor", site / "gpudoctor", ignore=shutil.ignore_patterns("__pycache__"))
+    (site / "pynvml.py").write_text("def nvmlInit():\n    raise RuntimeError('the other pynvml was asked')\n")
+    host = SimHost.standard(2)
+    env = {k: v for k, v in os.environ.items() if k != SIM_HOST_ENV}
+    env["PYTHONPATH"] = os.pathsep.join([str(FAKE_DIR), str(site)])
+    env[SIM_HOST_ENV] = str(host.save(tmp_path / "host.json"))
+    code = ("import json, gpudoctor; from gpudoctor.facts.nvml import run_worker; "
+            "from gpudoctor.facts.nvml_process import worker_command; "
+            "print(json.dumps([gpudoctor.__file__, worker_command()[0], run_worker()]))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd="/", check=True)
+    where, cmd, raw = json.loads(proc.stdout)
+    assert where.startswith(str(site))  # gpudoctor came from the directory that holds the other pynvml
     assert cmd[1:] == ["-S", "-m", "gpudoctor.facts.nvml_worker"]
     facts = parse_snapshot(raw)
     assert facts.ok and facts.device_count == 2, raw

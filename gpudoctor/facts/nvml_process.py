@@ -42,9 +42,21 @@ def worker_command() -> tuple[list[str], dict[str, str]]:
     if os.path.basename(origin) == "__init__.py":  # a package: its parent is the path entry
         module_dir = os.path.dirname(module_dir)
     package_dir = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # holds gpudoctor/
-    extra = [package_dir, module_dir] + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
+    first = [package_dir, module_dir]
+    if module_dir != package_dir and _holds(package_dir, "pynvml"):
+        # gpudoctor's own directory holds another pynvml (a venv's, where this process was handed one on
+        # PYTHONPATH, as the test bed hands its fake): the worker must ask the NVML this process would ask.
+        if _holds(module_dir, "gpudoctor"):
+            return [sys.executable, "-m", "gpudoctor.facts.nvml_worker"], env  # no order finds both: with site
+        first = [module_dir, package_dir]
+    extra = first + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
     env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(extra))
     return [sys.executable, "-S", "-m", "gpudoctor.facts.nvml_worker"], env
+
+
+def _holds(path_entry: str, name: str) -> bool:
+    """Whether an import of `name` would find a module or package of that name in this path entry."""
+    return os.path.isfile(os.path.join(path_entry, name + ".py")) or os.path.isdir(os.path.join(path_entry, name))
 
 
 def spawn() -> "subprocess.Popen[bytes]":
