@@ -21,7 +21,6 @@ the simulation reads.
 from __future__ import annotations
 
 import json
-import uuid
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any, Iterable
@@ -51,6 +50,8 @@ MAX_MIG_DEVICES = 7  # nvmlDeviceGetMaxMigDeviceCount on H100
 
 
 def _uuid(prefix: str, seed: str) -> str:
+    import uuid  # only where a host is made: the stand-ins only read one (and uuid imports platform)
+
     return f"{prefix}-{uuid.uuid5(uuid.NAMESPACE_URL, 'gpudoctor-sim/' + seed)}"
 
 

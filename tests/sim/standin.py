@@ -47,7 +47,6 @@ from __future__ import annotations
 import json
 import os
 import stat
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -59,7 +58,6 @@ try:
 except ImportError:  # Python 3.10
     import tomli as tomllib  # type: ignore[no-redef]
 
-from gpudoctor.facts.nvml import normalize_bus_id  # the same "0000:01:00.0" form as gpudoctor
 from tests.sim.host import NVIDIA_MAJOR, NVIDIACTL_MINOR, SimGpu, SimHost, SimMig
 
 SIM_DIR = ".sim"
@@ -214,6 +212,10 @@ def select(host: SimHost, ids: Sequence[str]) -> tuple[list[SimGpu], list[tuple[
         elif ident.startswith("MIG-"):
             found_mig = next(((g, m) for g, m in host.mig_devices if m.uuid == ident), None)
         elif ident.count(":") >= 1:
+            # The same "0000:01:00.0" form as gpudoctor's; imported here, where a bus id is asked for: gpudoctor's
+            # fact modules cost a stand-in start 30 ms, and every GPU container starts one.
+            from gpudoctor.facts.nvml import normalize_bus_id
+
             found_gpu = next((g for g in host.gpus if g.sysfs_bus_id == normalize_bus_id(ident)), None)
         if found_gpu is not None:
             if found_gpu not in gpus:
@@ -561,6 +563,8 @@ def _version(name: str, sim: Sim) -> str:
     if name == "nvidia-ctk":
         return f"NVIDIA Container Toolkit CLI version {v}\ncommit: {COMMIT}\n"
     if name == "nvidia-container-runtime":
+        import subprocess  # only for --version: a stand-in's other starts need none
+
         runc = subprocess.run([sim.real_runc, "--version"], capture_output=True, text=True, check=False).stdout
         return f"NVIDIA Container Runtime version {v}\ncommit: {COMMIT}\nspec: 1.2.1\n\n{runc}"
     if name == HOOK_NAME:
