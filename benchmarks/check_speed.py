@@ -181,6 +181,15 @@ def main() -> int:
             if "error" in got:
                 print(f"{name}: gpudoctor gave no report: {got['error']}", file=sys.stderr)
                 return 2
+        # A simulated host is healthy by construction: a run that judges it otherwise measured another run (on the
+        # GPU machine, an NVML worker that asked the real NVML saw one GPU of a simulated eight, "mismatched").
+        sim_runs = [n for n in cmds if n.startswith("sim")] + (["check", "no_probes", "all_forms"] if a.sim else [])
+        for name in sim_runs:
+            verdict = str(breakdown(cmds[name], env).get("verdict") or "")
+            if not verdict.startswith("Ready"):
+                print(f"{name}: the simulated host was not judged ready ({verdict or 'no report'}): not timed",
+                      file=sys.stderr)
+                return 2
         times: dict[str, list[float]] = {k: [] for k in cmds}
         failures: dict[str, int] = {}
         names = list(cmds)
