@@ -136,3 +136,30 @@ def test_list_names_every_check_with_its_source():
     listed = json.loads(proc.stdout)
     assert listed and all(c["source"] == "builtin" for c in listed)
     assert len({c["id"] for c in listed}) == len(listed)
+
+
+def test_an_app_narrowed_to_the_named_command_reads_as_the_whole_app():
+    """cli._app_for builds only the command a command line names (Typer reads every command's signature first):
+    its help and its usage errors must not tell that apart."""
+    import pytest
+    from typer.testing import CliRunner
+
+    from gpudoctor import cli
+
+    runner = CliRunner()
+    argvs = [["check", "--help"], ["facts", "--help"], ["list", "--help"], ["explain", "--help"], ["merge", "--help"],
+             ["check", "--bogus"], ["check", "--format", "xml"], ["list", "extra"], ["chek"], ["--help"]]
+    narrowed_any = False
+    for argv in argvs:
+        narrowed = cli._app_for(argv)
+        narrowed_any |= narrowed is not cli.app
+        if argv[0] in ("chek", "--help"):
+            assert narrowed is cli.app  # no command named: the whole app, with its "No such command"
+        got = runner.invoke(narrowed, argv, prog_name="gpudoctor")
+        want = runner.invoke(cli.app, argv, prog_name="gpudoctor")
+        assert (got.exit_code, got.output) == (want.exit_code, want.output), argv
+    assert narrowed_any
+    assert len(cli._app_for(["check"]).registered_commands) == 1
+    with pytest.MonkeyPatch.context() as mp:  # completion asks about every command
+        mp.setenv("_GPUDOCTOR_COMPLETE", "complete_bash")
+        assert cli._app_for(["check"]) is cli.app
