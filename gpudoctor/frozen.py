@@ -9,7 +9,8 @@ such classes before it can answer, on the critical path of every run: 106 ms of 
 `__setattr__`/`__delattr__`), and gives every class the same three shared methods, which read the class's field
 names from tuples made once here. They answer as the generated ones do, field flags (`repr=`, `compare=`,
 `hash=`) included: tests/test_frozen.py holds both side by side. A class body's own `__repr__`, `__eq__` or
-`__hash__` is kept, as `dataclass` keeps it. The class is still a dataclass: `fields`, `replace`, `asdict` and mypy
+`__hash__` is kept, as `dataclass` keeps it; a class without a docstring gets its field names as one, which
+`dataclass` would write with `inspect.signature`. The class is still a dataclass: `fields`, `replace`, `asdict` and mypy
 (through `dataclass_transform`, PEP 681) see what they saw.
 """
 
@@ -54,6 +55,9 @@ def _hash(self: Any) -> int:
 def frozen(cls: type[T]) -> type[T]:
     """`@dataclass(frozen=True)`, with `__repr__`, `__eq__` and `__hash__` shared rather than compiled per class."""
     own = dict(cls.__dict__)
+    if cls.__doc__ is None:
+        # dataclass would write one from inspect.signature(cls), which is slow; the field names say as much.
+        cls.__doc__ = f"{cls.__name__}({', '.join(own.get('__annotations__', {}))})"
     made = dataclass(frozen=True, repr=False, eq=False)(cls)
     each = fields(made)  # type: ignore[arg-type]
     setattr(made, _REPR_NAMES, tuple(f.name for f in each if f.repr))

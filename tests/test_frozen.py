@@ -153,3 +153,8 @@ class _Module:
     class Gpu:
         index: int
         uuid: str | None = None
+
+
+def test_a_class_without_a_docstring_gets_its_field_names() -> None:
+    assert _Module.Gpu.__doc__ == "Gpu(index, uuid)"
+    assert _Module.__doc__ == "A class pickle can find by name."
