@@ -13,7 +13,6 @@ from ..checking import Check, check
 from ..facts.workload import WorkloadFacts
 from ..links import TOOLKIT_TROUBLESHOOTING
 from ..model import Fix, Layer, Result, errored, failed, passed, skipped
-from ..probes.errors import UNKNOWN, classify, strip_envelope
 
 
 def _tail(output: str) -> tuple[str, ...]:
@@ -52,6 +51,8 @@ def workload(workload: WorkloadFacts) -> Iterable[Result]:
                            "and watch where it stops.", rerun, TOOLKIT_TROUBLESHOOTING),
                        subject=subject, evidence=evidence, details=tail)]
     if not out.get("ok"):
+        from ..probes.errors import UNKNOWN, classify, strip_envelope  # only for a refusal: see probes/compare.py judge
+
         error = str(out.get("error") or "unknown error")
         cause = classify(error)
         fix = cause.fix if cause is not UNKNOWN else Fix(

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import replace
-from typing import Any, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
 from ..frozen import frozen
 from ..gpu_requests.behaviour import Prediction
-from .errors import UNKNOWN, Cause, cause_for_blame, classify, strip_envelope
 from ..gpu_requests.request import HostGpu
 from .forms import ProbeSpec
-from .parse import ProbeView, parse_probe_output
+
+if TYPE_CHECKING:
+    from .errors import Cause
+    from .parse import ProbeView
 
 WORKS, FAILS, MISMATCH, DEGRADED, NOT_RUN = "works", "fails", "mismatch", "degraded", "not-run"
 
@@ -87,6 +89,11 @@ def judge(spec: ProbeSpec, outcome: Mapping[str, Any], gpus: Sequence[HostGpu],
     expected = describe(spec.expect_indices, gpus) if not spec.expect_mig else ", ".join(spec.expect_mig)
     if spec.expect_error:
         expected = "refused (more GPUs than the host has)"
+    # The classifier and the output parser load where a probe is judged: a --no-probes run, whose checks import this
+    # module, needs neither (12 ms of import on the CI machine).
+    from .errors import UNKNOWN, cause_for_blame, classify, strip_envelope
+    from .parse import parse_probe_output
+
     if not outcome.get("ok"):
         error = str(outcome.get("error") or "unknown error")
         if outcome.get("timed_out"):
