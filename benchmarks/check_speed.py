@@ -93,10 +93,14 @@ def start_beds(stack: ExitStack, gpu_counts: tuple[int, ...]) -> dict[int, Any] 
     why = missing_prerequisite()
     if why:
         return why
+    # CDI off: Docker 25+ resolves CDI names itself, from its own spec dirs, never the bed's tree (tests/sim/bed.py),
+    # so on the GPU machine the simulated hosts' CDI probes were answered by the real H200's spec. Without it the CDI
+    # forms do not apply on either host, as on Docker 20.10 (the CPU machine's engine).
+    config = {**NVIDIA_RUNTIME, "features": {"cdi": False}}
     beds = {}
     for n in gpu_counts:
         workdir = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix=f"gpd-speed-sim{n}-")))
-        beds[n] = stack.enter_context(SimBed.create(workdir, SimHost.standard(n), ToolkitSpec(mode="legacy"), NVIDIA_RUNTIME))
+        beds[n] = stack.enter_context(SimBed.create(workdir, SimHost.standard(n), ToolkitSpec(mode="legacy"), config))
     return beds
 
 
