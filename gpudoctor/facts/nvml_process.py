@@ -10,9 +10,7 @@ adopts (a usage error, a run that ended first) is killed at exit: it only reads 
 from __future__ import annotations
 
 import atexit
-import os
 import subprocess
-import sys
 import threading
 import time
 
@@ -22,41 +20,10 @@ _early_lock = threading.Lock()  # the fact's adoption and the exit's discard may
 
 
 def worker_command() -> tuple[list[str], dict[str, str]]:
-    """`python -m gpudoctor.facts.nvml_worker`, without `site` where the two directories it needs are known.
+    """`python -S -m gpudoctor.facts.nvml_worker`, where this process finds pynvml and gpudoctor (child_python)."""
+    from .child_python import command
 
-    The worker needs only pynvml and gpudoctor's own package; `site` costs more than NVML's answer on hosts with big
-    environments (on the GPU machine's PyTorch venv, its .pth files alone took 60 ms of the worker's start): with
-    `-S` the child skips it, and PYTHONPATH names where this process finds both (the sim's fake pynvml included, as
-    it comes first on this process's path). Where pynvml is not found, the worker runs as before and says so."""
-    import importlib.util
-
-    env = dict(os.environ)
-    try:
-        spec = importlib.util.find_spec("pynvml")
-    except (ImportError, ValueError):
-        spec = None
-    origin = spec.origin if spec is not None else None
-    if not origin or not os.path.isfile(origin):
-        return [sys.executable, "-m", "gpudoctor.facts.nvml_worker"], env
-    module_dir = os.path.dirname(origin)
-    if os.path.basename(origin) == "__init__.py":  # a package: its parent is the path entry
-        module_dir = os.path.dirname(module_dir)
-    package_dir = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # holds gpudoctor/
-    first = [package_dir, module_dir]
-    if module_dir != package_dir and _holds(package_dir, "pynvml"):
-        # gpudoctor's own directory holds another pynvml (a venv's, where this process was handed one on
-        # PYTHONPATH, as the test bed hands its fake): the worker must ask the NVML this process would ask.
-        if _holds(module_dir, "gpudoctor"):
-            return [sys.executable, "-m", "gpudoctor.facts.nvml_worker"], env  # no order finds both: with site
-        first = [module_dir, package_dir]
-    extra = first + ([env["PYTHONPATH"]] if env.get("PYTHONPATH") else [])
-    env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(extra))
-    return [sys.executable, "-S", "-m", "gpudoctor.facts.nvml_worker"], env
-
-
-def _holds(path_entry: str, name: str) -> bool:
-    """Whether an import of `name` would find a module or package of that name in this path entry."""
-    return os.path.isfile(os.path.join(path_entry, name + ".py")) or os.path.isdir(os.path.join(path_entry, name))
+    return command("gpudoctor.facts.nvml_worker", "pynvml")
 
 
 def spawn() -> "subprocess.Popen[bytes]":
