@@ -2,7 +2,8 @@
 
 Loading the CLI (Typer, Click, the checks) takes a good part of a `gpudoctor check --no-probes`; NVML's worker,
 which runs in its own process anyway (gpudoctor/facts/nvml_process.py), starts before that load when the command
-line says the run will ask NVML, so that the two overlap instead of following each other."""
+line says the run will ask NVML, so that the two overlap instead of following each other; so does the worker that
+parses this host's CDI specs (gpudoctor/facts/yaml_process.py), where there are some."""
 
 from __future__ import annotations
 
@@ -31,11 +32,23 @@ def asks_nvml_early(argv: list[str]) -> bool:
     return not any(arg.split("=", 1)[0] in _NO_EARLY_NVML for arg in argv[1:])
 
 
+def judges_this_host(argv: list[str]) -> bool:
+    """Whether this command line (after `default_to_check`) reads this host's own files (no --root tree): the
+    YAML worker is started for the CDI specs in its default dirs (gpudoctor/facts/yaml_process.py)."""
+    return (asks_nvml_early(argv) and not any(arg.split("=", 1)[0] == "--root" for arg in argv[1:])
+            and os.environ.get("GPUDOCTOR_ROOT", "/") in ("", "/"))
+
+
 def main() -> None:
-    if asks_nvml_early(default_to_check(sys.argv[1:])):
+    argv = default_to_check(sys.argv[1:])
+    if asks_nvml_early(argv):
         from .facts import nvml_process
 
         nvml_process.start_early()
+    if judges_this_host(argv):
+        from .facts import yaml_process
+
+        yaml_process.start_early()
     from .cli import main as cli_main
 
     cli_main()

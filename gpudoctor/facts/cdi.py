@@ -15,11 +15,12 @@ from dataclasses import field, replace
 from typing import Any, Mapping
 
 from ..frozen import frozen
+from . import yaml_process
 from .bounded import load_json, load_yaml
+from .cdi_dirs import DEFAULT_DIRS
 from .docker import DOCKER_FACT_TIMEOUT_S
 from .registry import FactContext, FactMissing, fact
 
-DEFAULT_DIRS = ("/etc/cdi", "/var/run/cdi")
 # The spec versions the CDI library accepts: tags.cncf.io/container-device-interface specs-go/version.go
 # validSpecVersions (v0.1.0 … v0.8.0, CurrentVersion 0.8.0); ValidateVersion fails any other with
 # `invalid version "<v>"`, and a leading "v" is allowed (newVersion trims it).
@@ -142,7 +143,12 @@ def parse_spec(text: str, path: str) -> CdiSpec:
     become `error`; nesting and YAML aliases are bounded (gpudoctor/facts/bounded.py)."""
     fmt = "json" if path.endswith(".json") else "yaml"
     try:
-        data = load_json(text) if fmt == "json" else load_yaml(text)
+        if fmt == "json":
+            data = load_json(text)
+        else:
+            by_worker, data = yaml_process.load(text)  # the early worker's, where one runs (facts/yaml_process.py)
+            if not by_worker:
+                data = load_yaml(text)
     except Exception as e:  # yaml.YAMLError, ValueError, ParseLimit (too deep, an alias bomb)
         first = str(e).strip().splitlines()
         return CdiSpec(path, fmt, error=f"invalid {fmt.upper()}: {' '.join(first[:4])[:300]}")
