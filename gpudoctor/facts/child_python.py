@@ -9,6 +9,7 @@ the child runs with `site`, as this process does, and says so itself."""
 from __future__ import annotations
 
 import os
+import subprocess
 import sys
 
 
@@ -42,3 +43,13 @@ def command(worker: str, needs: str) -> tuple[list[str], dict[str, str]]:
 def _holds(path_entry: str, name: str) -> bool:
     """Whether an import of `name` would find a module or package of that name in this path entry."""
     return os.path.isfile(os.path.join(path_entry, name + ".py")) or os.path.isdir(os.path.join(path_entry, name))
+
+
+def end(proc: "subprocess.Popen[bytes]") -> None:
+    """Kill a child that is still running and reap it (a worker nobody waits for any more)."""
+    if proc.poll() is None:
+        proc.kill()
+    try:
+        proc.communicate(timeout=5)
+    except (subprocess.TimeoutExpired, OSError, ValueError):
+        pass

@@ -14,6 +14,8 @@ import subprocess
 import threading
 import time
 
+from .child_python import command, end
+
 # One worker started before the CLI loaded, with the monotonic time it was started; taken at most once.
 _early: tuple["subprocess.Popen[bytes]", float] | None = None
 _early_lock = threading.Lock()  # the fact's adoption and the exit's discard may meet
@@ -21,8 +23,6 @@ _early_lock = threading.Lock()  # the fact's adoption and the exit's discard may
 
 def worker_command() -> tuple[list[str], dict[str, str]]:
     """`python -S -m gpudoctor.facts.nvml_worker`, where this process finds pynvml and gpudoctor (child_python)."""
-    from .child_python import command
-
     return command("gpudoctor.facts.nvml_worker", "pynvml")
 
 
@@ -58,10 +58,4 @@ def _discard_unadopted() -> None:
     taken = adopt()
     if taken is None:
         return
-    proc = taken[0]
-    if proc.poll() is None:
-        proc.kill()
-    try:
-        proc.communicate(timeout=5)
-    except (subprocess.TimeoutExpired, OSError, ValueError):
-        pass
+    end(taken[0])

@@ -21,6 +21,7 @@ import threading
 from typing import Any
 
 from .cdi_dirs import DEFAULT_DIRS
+from .child_python import command, end
 
 # How long one answer may take (the first waits for the worker's own start and import) before the fact parses the
 # text itself and the worker is let go.
@@ -47,9 +48,7 @@ def start(argv: list[str] | None = None) -> None:
     if _worker is not None:
         return
     if argv is None:
-        from .child_python import command
-
-        argv, env = command("gpudoctor.facts.yaml_worker", "yaml")
+            argv, env = command("gpudoctor.facts.yaml_worker", "yaml")
     else:
         env = dict(os.environ)
     try:
@@ -123,11 +122,5 @@ def stop() -> None:
 def _stop_locked() -> None:
     global _worker
     proc, _worker = _worker, None
-    if proc is None:
-        return
-    if proc.poll() is None:
-        proc.kill()
-    try:
-        proc.communicate(timeout=5)
-    except (subprocess.TimeoutExpired, OSError, ValueError):
-        pass
+    if proc is not None:
+            end(proc)
