@@ -7,8 +7,8 @@ from __future__ import annotations
 
 from typing import Any
 
-# The request itself and its spellings live in the domain package; explain reads them from there.
 from ..frozen import frozen
+# The request itself and its spellings live in the domain package; explain reads them from there.
 from ..gpu_requests.request import DeviceRequest as DeviceRequest, ErrorText, GpuRequest, HostGpu
 from ..gpu_requests.behaviour import Prediction
 from ..gpu_requests.spelling import Correction

@@ -13,8 +13,8 @@ import os
 import re
 from typing import Mapping
 
-# The NVIDIA majors live with the host-GPU model (a container sees a GPU as its node); nvidia-uvm's is dynamic.
 from ..frozen import frozen
+# The NVIDIA majors live with the host-GPU model (a container sees a GPU as its node); nvidia-uvm's is dynamic.
 from ..gpu_requests.request import NVIDIA_MAJOR, NVIDIACTL_MINOR as NVIDIACTL_MINOR
 from .host import FileStat
 from .hostfiles import describe_oserror, list_dir, readlink
