@@ -24,7 +24,8 @@ Entry points (by the name the launcher passes):
   fails with the real "invoking the NVIDIA Container Runtime Hook directly ... is not supported"
   text; in legacy mode it fails with `nvidia-container-cli: device error: <id>: unknown device` for
   an unknown id (e.g. `--gpus 2` on a 1-GPU host), and otherwise succeeds. runc wraps its stderr in
-  the real `error running hook #0: ...` envelope.
+  the real `error running hook #0: ...` envelope. Its launcher ends in sh a prestart whose effect the
+  runc shim or the runtime stand-in already applied (tests/sim/toolkit.py `hook_fast_path`).
 * `runc-shim` — a prestart hook cannot add device-cgroup rules or device nodes from outside, so the
   bed puts a `runc` shim first on the private dockerd's PATH (dockerd resolves its built-in `runc`
   runtime there; verified on 20.10): when a spec carries the stand-in hook and the hook would
