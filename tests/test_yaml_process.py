@@ -120,3 +120,31 @@ def test_it_starts_early_only_with_a_core_of_its_own(monkeypatch: pytest.MonkeyP
     monkeypatch.setattr(yaml_process, "usable_cpus", lambda: 16)
     yaml_process.start_early()
     assert started == [True]
+
+
+def test_the_worker_does_not_outlive_gpudoctor() -> None:
+    """Stopped at exit (atexit), and ended by its input's end where no exit handler ran (a SIGKILL)."""
+    import os
+    import subprocess
+
+    code = ("import os, sys; from gpudoctor.facts import yaml_process; yaml_process.start(); "
+            "print(yaml_process._worker.pid, flush=True); "
+            "assert yaml_process.load('a: 1') == (True, {'a': 1}); "
+            "os._exit(0) if sys.argv[1] == 'hard' else None")
+    for how in ("atexit", "hard"):
+        proc = subprocess.run([sys.executable, "-c", code, how], capture_output=True, text=True, timeout=30, cwd="/",
+                              env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)})
+        assert proc.returncode == 0, proc.stderr
+        pid = int(proc.stdout.split()[0])
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline and _alive(pid):
+            time.sleep(0.05)
+        assert not _alive(pid), how
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
