@@ -179,18 +179,17 @@ def main() -> int:
                 beds = started
         cmds = commands(a, bare, beds)
         # A gpudoctor that cannot even start (a broken install exits 1 with a traceback, as a not-ready host does)
-        # would be timed as a fast one: each measured run must give a report first.
-        for name in ("check", "no_probes"):
+        # would be timed as a fast one: each measured run must give a report first. A simulated host is healthy by
+        # construction: a run that judges it otherwise measured another run (on the GPU machine, an NVML worker
+        # that asked the real NVML saw one GPU of a simulated eight, "mismatched").
+        sim_runs = [n for n in cmds if n.startswith("sim")] + (["check", "no_probes", "all_forms"] if a.sim else [])
+        for name in dict.fromkeys(["check", "no_probes", *sim_runs]):
             got = breakdown(cmds[name], env)
             if "error" in got:
                 print(f"{name}: gpudoctor gave no report: {got['error']}", file=sys.stderr)
                 return 2
-        # A simulated host is healthy by construction: a run that judges it otherwise measured another run (on the
-        # GPU machine, an NVML worker that asked the real NVML saw one GPU of a simulated eight, "mismatched").
-        sim_runs = [n for n in cmds if n.startswith("sim")] + (["check", "no_probes", "all_forms"] if a.sim else [])
-        for name in sim_runs:
-            verdict = str(breakdown(cmds[name], env).get("verdict") or "")
-            if not verdict.startswith("Ready"):
+            verdict = str(got.get("verdict") or "")
+            if name in sim_runs and not verdict.startswith("Ready"):
                 print(f"{name}: the simulated host was not judged ready ({verdict or 'no report'}): not timed",
                       file=sys.stderr)
                 return 2

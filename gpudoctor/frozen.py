@@ -55,11 +55,14 @@ def _hash(self: Any) -> int:
 def frozen(cls: type[T]) -> type[T]:
     """`@dataclass(frozen=True)`, with `__repr__`, `__eq__` and `__hash__` shared rather than compiled per class."""
     own = dict(cls.__dict__)
-    if cls.__doc__ is None:
+    undocumented = cls.__doc__ is None
+    if undocumented:
         # dataclass would write one from inspect.signature(cls), which is slow; the field names say as much.
-        cls.__doc__ = f"{cls.__name__}({', '.join(own.get('__annotations__', {}))})"
+        cls.__doc__ = cls.__name__
     made = dataclass(frozen=True, repr=False, eq=False)(cls)
     each = fields(made)  # type: ignore[arg-type]
+    if undocumented:
+        made.__doc__ = f"{cls.__name__}({', '.join(f.name for f in each)})"
     setattr(made, _REPR_NAMES, tuple(f.name for f in each if f.repr))
     setattr(made, _COMPARE_NAMES, tuple(f.name for f in each if f.compare))
     # dataclass's rule: a field is hashed when its `hash` says so, else when it is compared.

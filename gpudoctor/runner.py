@@ -88,8 +88,8 @@ def _start_early(host: Host, options: Mapping[str, Any], request: RunRequest) ->
     An unfiltered run gathers every built-in fact (the built-in checks need each; tests/test_engine.py holds them
     to it; plugins may add facts, started once they are loaded): the probe containers first of all, as soon as
     their own fact modules are loaded (facts/probe_chain.py), then, once the containers are on their way, every
-    other fact, and the checks load while those wait on the machine. A run narrowed by --only/--skip needs what its checks need, and
-    starts nothing it may not need (no probe containers for `--only nvml`)."""
+    other fact, and the checks load while those wait on the machine. A run narrowed by --only/--skip needs what
+    its checks need, and starts nothing it may not need (no probe containers for `--only nvml`)."""
     if request.only or request.skip:
         return None
     from .facts import probe_chain  # registers the facts the probes wait on

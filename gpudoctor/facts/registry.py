@@ -148,7 +148,7 @@ class FactContext:
         if spec is None and self._load_rest is not None:
             # A fact asked for before its module was loaded (a gathering started with the first modules only):
             # load the rest now (the import lock makes this wait for a load under way), then look again.
-            self._specs.update(self._load_rest())
+            self.load_rest()
             spec = self._specs.get(name)
         if spec is None:
             slot.error = FactError(name, "unknown", f"no fact named {name!r} is registered")
@@ -156,6 +156,11 @@ class FactContext:
             return slot
         threading.Thread(target=self._compute, args=(spec, slot), name=f"fact:{name}", daemon=True).start()
         return slot
+
+    def load_rest(self) -> None:
+        """Add the facts `load_rest` gives (importing their modules) to those this context knows."""
+        if self._load_rest is not None:
+            self._specs.update(self._load_rest())
 
     def _compute(self, spec: FactSpec, slot: _Slot) -> None:
         try:
@@ -242,13 +247,11 @@ class Gathering:
         self.started = time.monotonic()
         deadline_s = self.options.get("deadline_s")
         deadline = self.started + float(deadline_s) if deadline_s else None
-        self._load_rest = load_rest
-        self.ctx = FactContext(host, self.options, self.specs, deadline, load_rest)
+        self.ctx = FactContext(host, self.options, self.specs, deadline, load_rest)  # shares `specs`
 
     def load_more(self) -> list[str]:
         """Load the facts `load_rest` gives (importing their modules) into this gathering; all the names it knows."""
-        if self._load_rest is not None:
-            self.specs.update(self._load_rest())
+        self.ctx.load_rest()
         return list(self.specs)
 
     def start(self, names: Iterable[str]) -> Gathering:

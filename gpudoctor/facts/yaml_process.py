@@ -18,6 +18,7 @@ import os
 import select
 import subprocess
 import threading
+import time
 from typing import Any
 
 from .cdi_dirs import DEFAULT_DIRS
@@ -26,6 +27,10 @@ from .child_python import command, end
 # How long one answer may take (the first waits for the worker's own start and import) before the fact parses the
 # text itself and the worker is let go.
 ANSWER_TIMEOUT_S = 1.0
+
+# The worker pays off where it has a core of its own: this process's main thread and its facts keep one busy, the
+# Docker daemon's answers another. On the 2-core CI machine it made `check --no-probes` 23 ms slower, not faster.
+MIN_CPUS = 3
 
 _worker: "subprocess.Popen[bytes] | None" = None
 _lock = threading.Lock()  # one request at a time on the pipe; also the exit's stop
@@ -48,7 +53,7 @@ def start(argv: list[str] | None = None) -> None:
     if _worker is not None:
         return
     if argv is None:
-            argv, env = command("gpudoctor.facts.yaml_worker", "yaml")
+        argv, env = command("gpudoctor.facts.yaml_worker", "yaml")
     else:
         env = dict(os.environ)
     try:
@@ -57,11 +62,6 @@ def start(argv: list[str] | None = None) -> None:
     except OSError:
         return
     atexit.register(stop)
-
-
-# The worker pays off where it has a core of its own: this process's main thread and its facts keep one busy, the
-# Docker daemon's answers another. On the 2-core CI machine it made `check --no-probes` 23 ms slower, not faster.
-MIN_CPUS = 3
 
 
 def usable_cpus() -> int:
@@ -98,8 +98,6 @@ def load(text: str) -> tuple[bool, Any]:
 
 def _read_line(fd: int, timeout: float) -> bytes | None:
     """One line from the pipe within `timeout`; None at its end or past the time."""
-    import time
-
     chunks: list[bytes] = []
     deadline = time.monotonic() + timeout
     while True:
