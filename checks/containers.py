@@ -11,7 +11,7 @@ from typing import Any, Iterable
 
 from ..checking import Check, check
 from ..facts.platform import PlatformFacts
-from ..facts.probes import ProbeFacts
+from ..facts.probes import SAME_REQUEST_AS, ProbeFacts
 from ..install import Distro
 from .docker import host_distro
 from ..gpu_requests.behaviour import predict
@@ -90,6 +90,13 @@ def _result(j: Judgement, spec: ProbeSpec, probes: ProbeFacts, distro: Distro | 
     }
     if spec.scope:
         evidence["scope"] = spec.scope
+    details = tuple(j.details)
+    twin = probes.outcomes.get(spec.key, {}).get(SAME_REQUEST_AS)
+    if twin:
+        # One container answered both (facts/probes.py same_requests): the report says so, rather than count two.
+        evidence[SAME_REQUEST_AS] = twin
+        twin_title = next((s.title for s in probes.specs if s.key == twin), twin)
+        details = (*details, f"the same Docker API request as {twin_title} on this host: one probe container answered both")
     if spec.expect_mig:
         evidence["asked_mig"] = list(spec.expect_mig)
         evidence["seen_mig"] = list(j.view.mig_uuids) if j.view else []
@@ -99,12 +106,11 @@ def _result(j: Judgement, spec: ProbeSpec, probes: ProbeFacts, distro: Distro | 
         evidence["named"] = list(j.named)
     subject = _subject(spec)
     if j.verdict == WORKS:
-        return passed(j.summary, subject=subject, evidence=evidence, details=j.details)
+        return passed(j.summary, subject=subject, evidence=evidence, details=details)
     if j.verdict == NOT_RUN:
-        return errored(j.summary, subject=subject, evidence=evidence, details=j.details)
+        return errored(j.summary, subject=subject, evidence=evidence, details=details)
     if j.verdict == DEGRADED:
-        return warned(j.summary, subject=subject, evidence=evidence, details=j.details, fix=_fix_for(j, distro))
-    details = j.details
+        return warned(j.summary, subject=subject, evidence=evidence, details=details, fix=_fix_for(j, distro))
     if j.cause and j.cause.layer_check:
         # The engine promotes that check when its own finding was only a warning (engine.promote_explained).
         evidence["explained_by"] = j.cause.layer_check

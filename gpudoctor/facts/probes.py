@@ -14,11 +14,12 @@ stopped answering, or went away, is a daemon-layer finding (`daemon_error`), not
 
 from __future__ import annotations
 
+import json
 import os
 import time
 import threading
 from dataclasses import field
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Callable, Mapping, Sequence, TypeVar
 
 from ..frozen import frozen
 from ..gpu_requests.request import HostGpu, host_gpus
@@ -39,6 +40,7 @@ MAX_CONCURRENT_PROBES = max(4, min(16, os.cpu_count() or 4))
 # Left to the rest of the run after the probes: recording the unfinished ones, a ping (runner.PING_TIMEOUT_S,
 # 2 s), removing what is left (runner.CLEANUP_BUDGET_S, 8 s), judging and rendering.
 DEADLINE_MARGIN_S = 12.0
+SAME_REQUEST_AS = "same_request_as"  # an outcome's key: the probe whose container answered this one (same_requests)
 REMOTE_FORMS_REASON = "the daemon is remote: which GPUs its host has cannot be read from this machine"
 
 
@@ -265,12 +267,13 @@ def probes_fact(ctx: FactContext) -> ProbeFacts:
     if swept is None:
         swept = _sweep(ctx, runner)
 
+    twins = same_requests(specs)
     for spec in specs:
         started_early = early.get(spec.key)
-        if started_early is None or started_early.create_args() != spec.create_args():
+        if spec.key not in twins and (started_early is None or started_early.create_args() != spec.create_args()):
             pool.submit(spec)
     ctx.mark_under_way("probes")  # the containers are on their way: the run may load its checks meanwhile
-    outcomes, pending, missing = pool.join(until, [spec.key for spec in specs])
+    outcomes, pending, missing = pool.join(until, [spec.key for spec in specs if spec.key not in twins])
     limit = f"{deadline_s:g}s, --timeout" if deadline_s else f"{PROBES_FACT_TIMEOUT_S - DEADLINE_MARGIN_S:g}s"
     if pending:
         run.abandon(pending, "the run's deadline passed")
@@ -281,6 +284,9 @@ def probes_fact(ctx: FactContext) -> ProbeFacts:
     )
     for key in late["keys"]:
         outcomes[key] = _unfinished_outcome(key, str(late["reasons"].get(key) or _unfinished_reason(limit, None, runner)))
+    for key, twin in twins.items():
+        if twin in outcomes:
+            outcomes[key] = {**outcomes[twin], "key": key, SAME_REQUEST_AS: twin}
     lacking = [e for k, e in missing.items() if k not in late["keys"]]
     if lacking:
         raise lacking[0]  # a replay of a bundle without this probe's answer: say so, do not guess
@@ -374,6 +380,22 @@ def _presumed_gpus(ctx: FactContext) -> tuple[HostGpu, ...]:
     minors = sorted(n.minor for p, n in devices.nodes.items()
                     if p[len("/dev/nvidia"):].isdigit() and n.exists and n.is_char and n.minor is not None)
     return tuple(HostGpu(i, None, m) for i, m in enumerate(minors))
+
+
+def same_requests(specs: Sequence[ProbeSpec]) -> dict[str, str]:
+    """The probes whose request is the same, to the byte, as an earlier probe's: key → that probe's key. One
+    container answers both, since the daemon is sent the same thing (on a 1-GPU host `--gpus N` is `--gpus 1`:
+    count 1 both times); the outcome says so (SAME_REQUEST_AS), and so does the report. Requests that the daemon
+    may only *turn* into the same container (`--gpus 1` and `--gpus device=0`) each get their own: which is what
+    a probe is there to find out."""
+    first: dict[str, str] = {}
+    twins: dict[str, str] = {}
+    for spec in specs:
+        request = json.dumps(spec.create_args(), sort_keys=True)
+        twin = first.setdefault(request, spec.key)
+        if twin != spec.key:
+            twins[spec.key] = twin
+    return twins
 
 
 def _early_specs(forms: Any, image: str, docker: Any, presumed: tuple[HostGpu, ...]) -> list[ProbeSpec]:
