@@ -66,6 +66,8 @@ GOALS = {
     "help": ("help", "bare_typer", 1.2),
     "sim_8_vs_1": ("sim8_all_forms", "sim1_all_forms", 1.5),
 }
+# The runs whose probe containers are also timed alone (benchmarks/containers_alone.py): the floor under their goal.
+FLOORS = {"check": "check_containers", "all_forms": "all_forms_containers"}
 SIM_IMAGE = "probe:busybox"  # what the beds import (tests/sim/bed.py DEFAULT_IMAGE)
 
 
@@ -76,7 +78,50 @@ class Cmd:
         self.argv, self.env = argv, env
 
 
-def _time(cmd: Cmd, env: dict[str, str]) -> tuple[float, int]:
+class ContainersAlone:
+    """benchmarks/containers_alone.py, kept running against one run's recorded probes: each round times them once."""
+
+    def __init__(self, bundle: Path, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen([sys.executable, str(ROOT / "benchmarks/containers_alone.py"), str(bundle)],
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env, cwd="/")
+        assert self.proc.stdin and self.proc.stdout
+        self.stdin, self.stdout = self.proc.stdin, self.proc.stdout
+        self.ready = json.loads(self.stdout.readline() or "{}").get("ready")
+
+    def time(self) -> tuple[float, int]:
+        self.stdin.write("go\n")
+        self.stdin.flush()
+        answer = json.loads(self.stdout.readline())
+        return float(answer["wall_s"]), 3 if answer["bad"] else 0
+
+    def close(self) -> None:
+        self.stdin.close()
+        self.proc.wait(30)
+
+
+def containers_alone(stack: ExitStack, name: str, cmd: Cmd, env: dict[str, str], tmp: str) -> ContainersAlone | str:
+    """The probe containers of run `name` alone, or why they cannot be timed: the run is recorded once
+    (`gpudoctor facts --record`, the same options) and its probes are replayed against the live daemon."""
+    bundle = Path(tmp) / f"{name}.bundle.json"
+    argv = [*cmd.argv[: cmd.argv.index("check")], "facts", "--record", str(bundle),
+            *[a for a in cmd.argv[cmd.argv.index("check") + 1:] if a not in ("--format", "json")]]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=cmd.env or env, cwd="/")
+    if proc.returncode != 0 or not bundle.exists():
+        return f"the run could not be recorded: {proc.stderr.strip()[-300:]}"
+    try:
+        alone = ContainersAlone(bundle, cmd.env or env)
+    except (OSError, ValueError) as e:
+        return f"containers_alone.py did not start: {e}"
+    if not alone.ready:
+        alone.close()
+        return "containers_alone.py found no probe in the recording (is gpudoctor importable by this Python?)"
+    stack.callback(alone.close)
+    return alone
+
+
+def _time(cmd: "Cmd | ContainersAlone", env: dict[str, str]) -> tuple[float, int]:
+    if isinstance(cmd, ContainersAlone):
+        return cmd.time()
     started = time.monotonic()
     proc = subprocess.run(cmd.argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=cmd.env or env, cwd="/")
     return time.monotonic() - started, proc.returncode
@@ -177,14 +222,21 @@ def main() -> int:
                 sim_problem = started
             else:
                 beds = started
-        cmds = commands(a, bare, beds)
+        cmds: dict[str, Cmd | ContainersAlone] = dict(commands(a, bare, beds))
+        floor_problems: dict[str, str] = {}
+        for run_name, floor_name in FLOORS.items():
+            alone = containers_alone(stack, run_name, cmds[run_name], env, tmp)  # type: ignore[arg-type]
+            if isinstance(alone, str):
+                floor_problems[floor_name] = alone
+            else:
+                cmds[floor_name] = alone
         # A gpudoctor that cannot even start (a broken install exits 1 with a traceback, as a not-ready host does)
         # would be timed as a fast one: each measured run must give a report first. A simulated host is healthy by
         # construction: a run that judges it otherwise measured another run (on the GPU machine, an NVML worker
         # that asked the real NVML saw one GPU of a simulated eight, "mismatched").
         sim_runs = [n for n in cmds if n.startswith("sim")] + (["check", "no_probes", "all_forms"] if a.sim else [])
         for name in dict.fromkeys(["check", "no_probes", *sim_runs]):
-            got = breakdown(cmds[name], env)
+            got = breakdown(cmds[name], env)  # type: ignore[arg-type]
             if "error" in got:
                 print(f"{name}: gpudoctor gave no report: {got['error']}", file=sys.stderr)
                 return 2
@@ -216,13 +268,22 @@ def main() -> int:
             base = den if den in medians else "plain_run"
             ratio = medians[num] / medians[base]
             ratios[goal] = {"ratio": round(ratio, 3), "against": base, "goal": limit, "met": ratio <= limit}
+            floor = FLOORS.get(goal)
+            if floor in medians:
+                # The containers alone over the same base: a goal they already miss is out of reach on this machine.
+                floor_ratio = medians[floor] / medians[base]
+                ratios[goal].update(containers_alone=round(floor_ratio, 3), reachable=floor_ratio <= limit,
+                                    gpudoctor_adds_s=round(medians[num] - medians[floor], 4))
+            elif floor:
+                ratios[goal]["containers_alone_not_measured"] = floor_problems.get(floor, "not timed")
         out = {"repeat": a.repeat, "medians_s": medians, "ratios": ratios, "failures": failures,
                "samples_s": {k: [round(x, 4) for x in v] for k, v in times.items()},
-               "breakdown": breakdown(cmds["check"], env), "breakdown_no_probes": breakdown(cmds["no_probes"], env),
+               "breakdown": breakdown(cmds["check"], env),  # type: ignore[arg-type]
+               "breakdown_no_probes": breakdown(cmds["no_probes"], env),  # type: ignore[arg-type]
                "gpus": a.gpus or a.sim,
                "where": "simulated hosts (tests/sim)" if a.sim else os.environ.get("DOCKER_HOST", "default socket")}
         if beds:
-            out["breakdown_sim8_all_forms"] = breakdown(cmds["sim8_all_forms"], env)
+            out["breakdown_sim8_all_forms"] = breakdown(cmds["sim8_all_forms"], env)  # type: ignore[arg-type]
     text = json.dumps(out, indent=2)
     if a.json:
         Path(a.json).write_text(text + "\n")
@@ -231,7 +292,9 @@ def main() -> int:
         if r["ratio"] is None:
             print(f"{goal:10}   n/a   goal <= {r['goal']}  not measured: {r['not_measured']}", file=sys.stderr)
             continue
-        print(f"{goal:10} {r['ratio']:6.2f} x {r['against']:14} goal <= {r['goal']}  {'met' if r['met'] else 'NOT met'}",
+        alone = (f"; its containers alone {r['containers_alone']:.2f} x"
+                 f"{'' if r['reachable'] else ': out of reach on this machine'}") if "containers_alone" in r else ""
+        print(f"{goal:10} {r['ratio']:6.2f} x {r['against']:14} goal <= {r['goal']}  {'met' if r['met'] else 'NOT met'}{alone}",
               file=sys.stderr)
     if "no_probes" in medians:
         print(f"no_probes  {medians['no_probes'] * 1000:6.0f} ms (goal <= 250 ms on the GPU machine)", file=sys.stderr)
