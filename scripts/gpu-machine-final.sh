@@ -13,6 +13,8 @@ export PATH=/opt/gpuhost/bin:/usr/local/nvidia/bin:$PATH
 # (as busybox.xz where the call's 64 MiB carry limit is tight).
 [ -e /usr/bin/busybox ] || [ ! -e "$kit/busybox.xz" ] || { xz -dc "$kit/busybox.xz" >/usr/bin/busybox && chmod 0755 /usr/bin/busybox; }
 [ -e /usr/bin/busybox ] || [ ! -x "$kit/busybox" ] || install -m 0755 "$kit/busybox" /usr/bin/busybox
+# gpu-host-up.sh unpacks the kit's own static busybox into /opt/gpuhost/bin (pack-gpu-host-kit.sh packs it in kit.tar.xz).
+[ -e /usr/bin/busybox ] || [ ! -x /opt/gpuhost/bin/busybox ] || install -m 0755 /opt/gpuhost/bin/busybox /usr/bin/busybox
 rm -rf /opt/gpudoctor-site
 # Compiled as a user's `pip install` compiles it: without .pyc files every run compiles gpudoctor's 60 modules again
 # (0.15 s on that machine, where PYTHONDONTWRITEBYTECODE is set), which no user pays.
