@@ -22,6 +22,10 @@ they need root, dockerd, runc and a static busybox). `--sim` runs *everything* a
 runs and the checks against the 1-GPU bed (`--gpus all` works there), so a CPU machine measures every goal;
 `--sim-ratio` adds only the 8-vs-1 goal to a run against the real daemon (the GPU machine). Where the beds
 cannot start, the 8-vs-1 goal says why it was not measured.
+The probe containers of `check` and `check --all-forms` are also timed alone, in turns with the rest
+(benchmarks/containers_alone.py: the run's recorded probes through gpudoctor's own runner, in a process already
+started): the floor under those goals. A goal whose containers alone miss it is out of reach on that machine,
+whatever gpudoctor does, and the run says so (`containers_alone`, `reachable`, `gpudoctor_adds_s`).
 The breakdown of one more `check` is read from its own JSON report: the run's and each fact's time (`timings`)
 and each probe's create/start/wait/remove times (the probe results' evidence).
 

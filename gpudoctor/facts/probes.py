@@ -1,7 +1,8 @@
 """The probe containers as a fact: which forms ran, with which image, and what each one returned.
 
 The most expensive fact: it needs the daemon (`docker`) and the host's GPUs (`nvml`), then runs
-one hardened container per request form concurrently (bounded). With `--image`, the forms whose containers do
+one hardened container per request form concurrently (bounded); forms that send the same request share one
+(`same_requests`). With `--image`, the forms whose containers do
 not depend on the GPU list (`GPU_LIST_FREE_FORMS`) start as soon as the daemon answers, before NVML does. Every container answer goes
 through `ctx.host.call("probe.*")` so that support bundles replay them.
 
