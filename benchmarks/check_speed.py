@@ -226,21 +226,14 @@ def main() -> int:
                 sim_problem = started
             else:
                 beds = started
-        cmds: dict[str, Cmd | ContainersAlone] = dict(commands(a, bare, beds))
-        floor_problems: dict[str, str] = {}
-        for run_name, floor_name in FLOORS.items():
-            alone = containers_alone(stack, run_name, cmds[run_name], env, tmp)  # type: ignore[arg-type]
-            if isinstance(alone, str):
-                floor_problems[floor_name] = alone
-            else:
-                cmds[floor_name] = alone
+        cmds = commands(a, bare, beds)
         # A gpudoctor that cannot even start (a broken install exits 1 with a traceback, as a not-ready host does)
         # would be timed as a fast one: each measured run must give a report first. A simulated host is healthy by
         # construction: a run that judges it otherwise measured another run (on the GPU machine, an NVML worker
         # that asked the real NVML saw one GPU of a simulated eight, "mismatched").
         sim_runs = [n for n in cmds if n.startswith("sim")] + (["check", "no_probes", "all_forms"] if a.sim else [])
         for name in dict.fromkeys(["check", "no_probes", *sim_runs]):
-            got = breakdown(cmds[name], env)  # type: ignore[arg-type]
+            got = breakdown(cmds[name], env)
             if "error" in got:
                 print(f"{name}: gpudoctor gave no report: {got['error']}", file=sys.stderr)
                 return 2
@@ -249,16 +242,24 @@ def main() -> int:
                 print(f"{name}: the simulated host was not judged ready ({verdict or 'no report'}): not timed",
                       file=sys.stderr)
                 return 2
-        times: dict[str, list[float]] = {k: [] for k in cmds}
+        timed: dict[str, Cmd | ContainersAlone] = dict(cmds)
+        floor_problems: dict[str, str] = {}
+        for run_name, floor_name in FLOORS.items():
+            alone = containers_alone(stack, run_name, cmds[run_name], env, tmp)
+            if isinstance(alone, str):
+                floor_problems[floor_name] = alone
+            else:
+                timed[floor_name] = alone
+        times: dict[str, list[float]] = {k: [] for k in timed}
         failures: dict[str, int] = {}
-        names = list(cmds)
+        names = list(timed)
         for _ in range(a.warm):  # warm the page cache, the image and the daemon; not counted
             for name in names:
-                _time(cmds[name], env)
+                _time(timed[name], env)
         for i in range(a.repeat):
             order = names[i % len(names):] + names[: i % len(names)]
             for name in order:
-                t, rc = _time(cmds[name], env)
+                t, rc = _time(timed[name], env)
                 times[name].append(t)
                 if rc not in (0, 1):  # check exits 1 on a not-ready host: still a whole run
                     failures[name] = rc
@@ -282,12 +283,11 @@ def main() -> int:
                 ratios[goal]["containers_alone_not_measured"] = floor_problems.get(floor, "not timed")
         out = {"repeat": a.repeat, "medians_s": medians, "ratios": ratios, "failures": failures,
                "samples_s": {k: [round(x, 4) for x in v] for k, v in times.items()},
-               "breakdown": breakdown(cmds["check"], env),  # type: ignore[arg-type]
-               "breakdown_no_probes": breakdown(cmds["no_probes"], env),  # type: ignore[arg-type]
+               "breakdown": breakdown(cmds["check"], env), "breakdown_no_probes": breakdown(cmds["no_probes"], env),
                "gpus": a.gpus or a.sim,
                "where": "simulated hosts (tests/sim)" if a.sim else os.environ.get("DOCKER_HOST", "default socket")}
         if beds:
-            out["breakdown_sim8_all_forms"] = breakdown(cmds["sim8_all_forms"], env)  # type: ignore[arg-type]
+            out["breakdown_sim8_all_forms"] = breakdown(cmds["sim8_all_forms"], env)
     text = json.dumps(out, indent=2)
     if a.json:
         Path(a.json).write_text(text + "\n")

@@ -11,11 +11,11 @@ from __future__ import annotations
 import functools
 import json
 import os
-import threading
 from dataclasses import field, replace
-from typing import Any, Callable, Mapping, TypeVar
+from typing import Any, Mapping
 
 from ..frozen import frozen
+from .at_once import Started
 from .docker_client import (
     Endpoint,
     fast_socket,
@@ -29,8 +29,6 @@ from .host import HostCallError, NotRecorded
 from ..gpu_requests.stack import version_tuple  # noqa: F401  (one home; checks import it from here)
 from .locality import elsewhere, host_label
 from .registry import FactContext, FactMissing, fact
-
-T = TypeVar("T")
 
 DOCKER_TIMEOUT_S = 10.0  # one API call
 # The fact: the client's own /version (API negotiation), /version, /info — each at most DOCKER_TIMEOUT_S.
@@ -449,8 +447,16 @@ def docker_fact(ctx: FactContext) -> DockerFacts:
     }
     if not ep.is_local:
         base["remote_reason"] = elsewhere(False, ep.host, None, None, None, None)
-    ask_info = _asked_meanwhile(lambda: ctx.host.call("docker.info", [ep.host], lambda: _api("info", timeout_s), expect=dict)) \
-        if ctx.host.kind != "replay" and fast_socket() is not None else None
+
+    def ask_info() -> Any:
+        return ctx.host.call("docker.info", [ep.host], lambda: _api("info", timeout_s), expect=dict)
+
+    # /info is asked while /version answers: it is not versioned, and each takes the daemon a few ms (dockerd runs
+    # `runc --version` and `docker-init --version` for both), on the way to the first probe container (issue 12).
+    # Only over the local socket without the SDK (docker_client.fast_socket), whose calls share nothing, and live.
+    # Where /version fails its answer is not waited for, as /info was not asked before.
+    if ctx.host.kind != "replay" and fast_socket() is not None:
+        ask_info = Started(ask_info, "docker:info").result
     try:
         version = ctx.host.call("docker.version", [ep.host], lambda: _api("version", timeout_s), expect=dict)
     except HostCallError as e:
@@ -462,7 +468,7 @@ def docker_fact(ctx: FactContext) -> DockerFacts:
     answer_s = float(elapsed) if isinstance(elapsed, (int, float)) else None
     info_error = None
     try:
-        info = ask_info() if ask_info else ctx.host.call("docker.info", [ep.host], lambda: _api("info", timeout_s), expect=dict)
+        info = ask_info()
     except HostCallError as e:
         if e.kind == "timeout":  # answering /version but hanging on /info is a hung daemon, not a reachable one
             took = f" after {answer_s:.1f}s" if answer_s is not None else ""
@@ -475,33 +481,6 @@ def docker_fact(ctx: FactContext) -> DockerFacts:
     fields = parse_version_info(base, version, info)
     found = DockerFacts(reachable=True, info_error=info_error, answer_s=answer_s, **fields)
     return _located(ctx, found)
-
-
-def _asked_meanwhile(ask: Callable[[], T]) -> Callable[[], T]:
-    """Start `ask` in a thread now; the returned function waits for its answer (or raises what it raised).
-
-    The docker fact asks /info while /version answers: /info is not versioned, and each takes the daemon a few ms
-    (dockerd runs `runc --version` and `docker-init --version` for both), on the way to the first probe container
-    (issue 12). Only over the local socket without the SDK (docker_client.fast_socket), whose calls share nothing.
-    Where /version fails the answer is not waited for, as /info was not asked before."""
-    got: dict[str, Any] = {}
-
-    def run() -> None:
-        try:
-            got["value"] = ask()
-        except BaseException as e:  # handed to whoever waits for the answer
-            got["error"] = e
-
-    thread = threading.Thread(target=run, daemon=True, name="docker:info")
-    thread.start()
-
-    def answer() -> T:
-        thread.join()
-        if "error" in got:
-            raise got["error"]
-        return got["value"]
-
-    return answer
 
 
 def _located(ctx: FactContext, docker: DockerFacts) -> DockerFacts:

@@ -121,4 +121,4 @@ def _stop_locked() -> None:
     global _worker
     proc, _worker = _worker, None
     if proc is not None:
-            end(proc)
+        end(proc)
