@@ -192,8 +192,8 @@ exec {real_runc} "$@"
 def hook_fast_path(python_side: Path) -> str:
     """The hook's launcher. A prestart whose effect was applied already ends in sh: the runc shim and the runtime
     stand-in apply it only where this hook would succeed (standin.runc_shim_main, edit_for_runtime) and mark the
-    spec with the INJECTED annotation, which runc hands the hook in its state, and the real hook's success shows nothing but that effect. Each `--gpus` container was
-    paying a second Python start here (about 140 ms of CPU on a 2-core CI machine, where the real Go hook and
+    spec with the INJECTED annotation, which runc hands the hook in its state, and the real hook's success shows
+    nothing but that effect. Each `--gpus` container was paying a second Python start here (about 140 ms of CPU on a 2-core CI machine, where the real Go hook and
     nvidia-container-cli add about 70 ms to a container start on the H200): the simulation's own cost, which the
     speed benchmark's 2-core figures measured as much as gpudoctor's. A failure to report, `--version` and the
     rest still go to the Python side."""
